@@ -1,0 +1,115 @@
+"""One settings object, read from `IMGSEARCH_*` environment variables (nested with `__`).
+
+Built once at the edge (CLI, app factory) and passed down; nothing reads the environment
+elsewhere. Every field carries a description: `docs/settings.md` is generated from them and a
+test fails when a setting is undocumented.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TextWeights(BaseModel):
+    """BM25 weight of each text field (SQLite FTS5 column weights, Elasticsearch boosts)."""
+
+    title: float = Field(3.0, description="Weight of the manifest title.")
+    caption: float = Field(2.0, description="Weight of the manifest caption.")
+    tags: float = Field(2.5, description="Weight of manifest tags.")
+    filename: float = Field(1.0, description="Weight of the words in the file name (without extension).")
+    colours: float = Field(1.0, description="Weight of the dominant colour names.")
+    labels: float = Field(1.5, description="Weight of detected object labels.")
+    ocr: float = Field(1.0, description="Weight of text read from the image (OCR).")
+
+
+class VectorSettings(BaseModel):
+    """How each vector field is indexed in Faiss."""
+
+    exact_threshold: int = Field(
+        50_000,
+        description="Below this many vectors a field uses exact (Flat) search; above it the ANN factory.",
+    )
+    factory: str = Field(
+        "IVF{nlist},Flat",
+        description="Faiss index factory string used above the threshold; `{nlist}` becomes about 4*sqrt(n).",
+    )
+    nprobe: int = Field(32, description="IVF lists visited per query (recall vs speed).")
+    hnsw_ef_search: int = Field(128, description="HNSW candidate list size per query, when HNSW is chosen.")
+    exact_filter_max: int = Field(
+        20_000,
+        description="A filtered vector search whose allowed set is at most this size is answered exactly.",
+    )
+    use_gpu: bool = Field(True, description="Move exact indexes to the GPU when Faiss sees one.")
+
+
+class SearchSettings(BaseModel):
+    """Query-time behaviour."""
+
+    candidate_k: int = Field(200, description="Candidates each leg returns before fusion.")
+    rrf_k: int = Field(60, description="Reciprocal rank fusion constant (higher flattens rank differences).")
+    leg_weights: dict[str, float] = Field(
+        default_factory=lambda: {"text": 1.0, "colour": 0.6, "phash": 1.5},
+        description="RRF weight per leg (text, phash, and one per vector field); unlisted legs weigh 1.",
+    )
+    phash_max_distance: int = Field(
+        12, description="Largest Hamming distance (of 64 bits) that counts as a near-duplicate."
+    )
+    max_k: int = Field(1000, description="Largest page size a request may ask for.")
+    max_offset: int = Field(10_000, description="Deepest offset a request may page to.")
+    colour_min_share: float = Field(
+        0.05, description="Share of the image a colour must cover to count for `colour=NAME` and facets."
+    )
+
+
+class ApiSettings(BaseModel):
+    """HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address `imgsearch serve` binds to.")
+    port: int = Field(8000, description="Port `imgsearch serve` listens on.")
+    max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted request body (uploads).")
+    thumbnail_size: int = Field(256, description="Longest side of generated thumbnails, in pixels.")
+
+
+class Settings(BaseSettings):
+    """All of imgsearch's settings. Environment: `IMGSEARCH_<NAME>`, nested `IMGSEARCH_SEARCH__RRF_K`."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGSEARCH_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path(".imgsearch"), description="Where the store, vector indexes and uploads live.")
+    backend: Literal["sqlite", "elasticsearch"] = Field(
+        "sqlite", description="Document store: embedded SQLite, or an Elasticsearch cluster."
+    )
+    enrichers: list[str] = Field(
+        default_factory=lambda: ["colour", "phash"],
+        description="Enrichers run on every image, by registry name.",
+    )
+    max_image_pixels: int = Field(
+        80_000_000, description="Images with more pixels than this are refused (decompression bombs)."
+    )
+    max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this are refused.")
+    batch_size: int = Field(64, description="Images decoded and enriched per batch during ingest.")
+    workers: int = Field(2, description="Threads decoding and enriching images during ingest.")
+    text_weights: TextWeights = Field(default_factory=TextWeights, description="BM25 field weights.")
+    vectors: VectorSettings = Field(default_factory=VectorSettings, description="Faiss index settings.")
+    search: SearchSettings = Field(default_factory=SearchSettings, description="Query-time settings.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP server settings.")
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "imgsearch.sqlite3"
+
+    @property
+    def vector_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        return self.data_dir / "thumbnails"

@@ -1,0 +1,128 @@
+"""Pure SQL builders for the SQLite store: no I/O, unit-tested on their own.
+
+User text never reaches FTS5 `MATCH` as syntax: `fts_match` keeps word characters only and
+quotes each token, so operators, column filters and quotes in user input are plain words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.filters import BoolFilter, Filter, RangeFilter, TermFilter
+from engine.store.base import TEXT_FIELDS
+
+MAX_QUERY_TOKENS = 32
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_SQL_OP = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
+_COLUMN = {"width": "d.width", "height": "d.height", "bytes": "d.bytes", "date": "d.taken_at"}
+_KEYED_TERM_FIELD = {"label_count": "label", "colour_share": "colour"}
+
+
+def query_tokens(text: str) -> list[str]:
+    return [t.lower() for t in _TOKEN.findall(text or "")][:MAX_QUERY_TOKENS]
+
+
+def fts_match(text: str) -> str | None:
+    """An FTS5 MATCH expression: any of the query's words, each quoted; None when there are none."""
+    tokens = query_tokens(text)
+    if not tokens:
+        return None
+    seen = list(dict.fromkeys(tokens))
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in seen)
+
+
+def bm25_expression(weights: Mapping[str, float]) -> str:
+    """`bm25(fts, w1, ...)` negated so higher is better; weights are settings, formatted as floats."""
+    args = ", ".join(repr(float(weights.get(f, 1.0))) for f in TEXT_FIELDS)
+    return f"-bm25(fts, {args})"
+
+
+def where_filters(filters: Sequence[Filter], *, colour_min_share: float) -> tuple[str, list[Any]]:
+    """SQL condition over `documents d` that is true exactly for documents passing every filter."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for f in filters:
+        if isinstance(f, TermFilter):
+            marks = ", ".join("?" for _ in f.values)
+            sub = f"SELECT doc_rowid FROM terms WHERE field = ? AND value IN ({marks})"
+            sub_params: list[Any] = [f.field, *f.values]
+            if f.field == "colour":
+                sub += " AND num >= ?"
+                sub_params.append(colour_min_share)
+            clauses.append(f"d.rowid {'NOT IN' if f.negate else 'IN'} ({sub})")
+            params.extend(sub_params)
+        elif isinstance(f, RangeFilter) and f.key is not None:
+            clause, p = _keyed_range(f)
+            if clause:
+                clauses.append(clause)
+                params.extend(p)
+        elif isinstance(f, RangeFilter):
+            clauses.append(f"{_COLUMN[f.field]} {_SQL_OP[f.op]} ?")
+            params.append(f.value)
+        elif isinstance(f, BoolFilter):
+            clauses.append("d.has_text = ?")
+            params.append(1 if f.value else 0)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _keyed_range(f: RangeFilter) -> tuple[str, list[Any]]:
+    # A label or colour that is absent counts as 0, so "< v" means "not (>= v)".
+    term_field = _KEYED_TERM_FIELD[f.field]
+    value = float(f.value)
+    sub = "SELECT doc_rowid FROM terms WHERE field = ? AND value = ? AND num {op} ?"
+    if f.op in ("gte", "gt"):
+        if (f.op == "gte" and value <= 0) or (f.op == "gt" and value < 0):
+            return "", []  # everything passes
+        return f"d.rowid IN ({sub.format(op=_SQL_OP[f.op])})", [term_field, f.key, value]
+    complement = ">=" if f.op == "lt" else ">"
+    if (f.op == "lt" and value <= 0) or (f.op == "lte" and value < 0):
+        return "0", []  # nothing passes
+    return f"d.rowid NOT IN ({sub.format(op=complement)})", [term_field, f.key, value]
+
+
+def text_search_sql(
+    match: str, filters: Sequence[Filter], *, weights: Mapping[str, float], colour_min_share: float, k: int
+) -> tuple[str, list[Any]]:
+    where, params = where_filters(filters, colour_min_share=colour_min_share)
+    sql = (
+        f"SELECT d.id, {bm25_expression(weights)} AS score FROM fts JOIN documents d ON d.rowid = fts.rowid "
+        f"WHERE fts MATCH ? AND {where} ORDER BY score DESC, d.id LIMIT ?"
+    )
+    return sql, [match, *params, int(k)]
+
+
+def count_sql(filters: Sequence[Filter], *, colour_min_share: float, match: str | None = None) -> tuple[str, list[Any]]:
+    where, params = where_filters(filters, colour_min_share=colour_min_share)
+    if match is None:
+        return f"SELECT COUNT(*) FROM documents d WHERE {where}", params
+    return (
+        f"SELECT COUNT(*) FROM fts JOIN documents d ON d.rowid = fts.rowid WHERE fts MATCH ? AND {where}",
+        [match, *params],
+    )
+
+
+def facet_sql(
+    field: str, filters: Sequence[Filter], *, colour_min_share: float, match: str | None, size: int
+) -> tuple[str, list[Any]]:
+    """Counts of each value of `field` among the documents passing the filters (and text match)."""
+    where, params = where_filters(filters, colour_min_share=colour_min_share)
+    text = ""
+    text_params: list[Any] = []
+    if match is not None:
+        text = " AND d.rowid IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+        text_params = [match]
+    if field == "has_text":
+        return (
+            f"SELECT CASE d.has_text WHEN 1 THEN 'true' ELSE 'false' END AS value, COUNT(*) AS n "
+            f"FROM documents d WHERE {where}{text} GROUP BY value ORDER BY n DESC, value LIMIT ?",
+            [*params, *text_params, int(size)],
+        )
+    share = " AND t.num >= ?" if field == "colour" else ""
+    share_params: list[Any] = [colour_min_share] if field == "colour" else []
+    return (
+        "SELECT t.value, COUNT(*) AS n FROM terms t JOIN documents d ON d.rowid = t.doc_rowid "
+        f"WHERE t.field = ?{share} AND {where}{text} GROUP BY t.value ORDER BY n DESC, t.value LIMIT ?",
+        [field, *share_params, *params, *text_params, int(size)],
+    )
