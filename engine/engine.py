@@ -1,0 +1,188 @@
+"""The engine: a store, its vector indexes and the enrichers, kept in agreement.
+
+`Engine.open(settings)` opens the store, loads each Faiss index and reconciles it with the
+store (the source of truth): a missing or corrupt index is rebuilt, one that lags is caught
+up, one with extra entries is trimmed. Writes from another process (a CLI ingest while the
+server runs) are noticed through the store's generation counter and caught up before the
+next search.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from engine.documents import DecodedImage, Document
+from engine.errors import ConfigError, NotFound
+from engine.settings import Settings
+from engine.store import DocumentStore, open_store
+from engine.vectors import HashIndex, VectorIndex, gpu_count
+from enrichers import BaseEnricher, create
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: DocumentStore, enrichers: Sequence[BaseEnricher]) -> None:
+        self.settings = settings
+        self.store = store
+        self.enrichers = list(enrichers)
+        self.indexes: dict[str, VectorIndex] = {}
+        self.hashes = HashIndex()
+        self._lock = threading.RLock()
+        self._generation = -1
+        self.last_reconcile: dict[str, dict[str, int]] = {}
+
+    @classmethod
+    def open(cls, settings: Settings) -> Engine:
+        """Open the store, build the enrichers and reconcile every index with the store."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            enrichers = [create(name) for name in settings.enrichers]
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (setting IMGSEARCH_ENRICHERS)") from exc
+        engine = cls(settings, open_store(settings), enrichers)
+        engine.reconcile()
+        return engine
+
+    def close(self) -> None:
+        self.save()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- indexes -----------------------------------------------------------------------------
+    def vector_dims(self) -> dict[str, int]:
+        dims = dict(self.store.vector_fields())
+        for enricher in self.enrichers:
+            dims.update(enricher.vector_fields)
+        return dims
+
+    def _index(self, field: str, dim: int) -> VectorIndex:
+        index = self.indexes.get(field)
+        if index is None or index.dim != dim:
+            v = self.settings.vectors
+            index = VectorIndex(
+                field, dim, directory=self.settings.vector_dir, exact_threshold=v.exact_threshold,
+                factory=v.factory, nprobe=v.nprobe, hnsw_ef_search=v.hnsw_ef_search,
+                exact_filter_max=v.exact_filter_max, use_gpu=v.use_gpu,
+            )
+            self.indexes[field] = index
+        return index
+
+    def reconcile(self) -> dict[str, dict[str, int]]:
+        """Bring every vector index and the pHash index into agreement with the store; returns what changed."""
+        with self._lock:
+            generation = self.store.generation()
+            report: dict[str, dict[str, int]] = {}
+            for field, dim in self.vector_dims().items():
+                index = self._index(field, dim)
+                # From disk on first open; afterwards the in-memory index is the one to repair.
+                loaded = index.load() if self._generation < 0 else True
+                stored = set(self.store.vector_ids(field))
+                if not loaded:
+                    index.reset()
+                    for ids, vectors in self.store.iter_vectors(field):
+                        index.add(ids, vectors)
+                    report[field] = {"rebuilt": index.ntotal, "added": 0, "removed": 0}
+                else:
+                    present = index.doc_ids()
+                    extra, missing = present - stored, sorted(stored - present)
+                    index.remove(extra)
+                    for start in range(0, len(missing), 10_000):
+                        chunk = missing[start : start + 10_000]
+                        vecs = self.store.get_vectors(field, chunk)
+                        index.add(list(vecs), _stack(list(vecs.values()), dim))
+                    report[field] = {"rebuilt": 0, "added": len(missing), "removed": len(extra)}
+                if any(report[field].values()):
+                    log.info("vector index %s reconciled with the store: %s", field, report[field])
+                    index.save(generation)
+            self.hashes = HashIndex()
+            self.hashes.add(self.store.iter_phashes())
+            self._generation = generation
+            self.last_reconcile = report
+            return report
+
+    def refresh(self) -> None:
+        """Catch up with writes made by another process since we last looked."""
+        if self.store.generation() != self._generation:
+            self.reconcile()
+
+    def save(self) -> None:
+        with self._lock:
+            for index in self.indexes.values():
+                index.save(self._generation)
+
+    # -- writes ------------------------------------------------------------------------------
+    def enrich(self, image: DecodedImage, doc: Document) -> None:
+        """Run every enricher on `image`, writing results and enricher versions into `doc`."""
+        for enricher in self.enrichers:
+            enricher.enrich(image).apply(doc)
+            doc.enrichments[enricher.name] = enricher.version
+
+    def add_documents(self, docs: Sequence[Document], *, replaces: Sequence[str] = ()) -> None:
+        """Store documents (one transaction), then index their vectors; delete what they replace."""
+        if not docs and not replaces:
+            return
+        with self._lock:
+            self.refresh()
+            if docs:
+                self.store.upsert(docs)
+                self._generation += 1
+            by_field: dict[str, tuple[list[str], list[Any]]] = {}
+            for doc in docs:
+                for field, vec in doc.vectors.items():
+                    ids, vecs = by_field.setdefault(field, ([], []))
+                    ids.append(doc.id)
+                    vecs.append(vec)
+            for field, (ids, vecs) in by_field.items():
+                self._index(field, int(vecs[0].shape[0])).add(ids, _stack(vecs, int(vecs[0].shape[0])))
+            self.hashes.add((d.id, d.phash) for d in docs if d.phash)
+            if replaces:
+                self._delete_locked(replaces)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        with self._lock:
+            self.refresh()
+            return self._delete_locked(ids)
+
+    def _delete_locked(self, ids: Sequence[str]) -> int:
+        removed = self.store.delete(ids)
+        if removed:
+            self._generation += 1
+        for index in self.indexes.values():
+            index.remove(ids)
+        self.hashes.remove(ids)
+        return removed
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, doc_id: str) -> Document:
+        doc = self.store.get([doc_id]).get(doc_id)
+        if doc is None:
+            raise NotFound(f"no image with id {doc_id!r}; ids are the 32-hex content hashes search returns")
+        return doc
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "store": self.store.stats(),
+                "vectors": {name: index.describe() for name, index in sorted(self.indexes.items())},
+                "phash": len(self.hashes),
+                "enrichers": {e.name: e.version for e in self.enrichers},
+                "gpus": gpu_count(),
+                "data_dir": str(self.settings.data_dir),
+            }
+
+
+def _stack(vectors: list[Any], dim: int) -> Any:
+    import numpy as np
+
+    if not vectors:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in vectors])

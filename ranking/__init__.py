@@ -1,0 +1,1 @@
+"""Ranking: features, fusion functions (pure), click/impression schema, training, evaluation."""
