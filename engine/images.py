@@ -46,7 +46,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
     except UnidentifiedImageError as exc:
         raise ImageError("not a recognised image format (is it really an image?)") from exc
     except Exception as exc:
-        raise ImageError(f"cannot read image header: {exc}") from exc
+        raise ImageError(f"image header is truncated or corrupt: {exc}") from exc
 
     with img:
         fmt = (img.format or "").upper()

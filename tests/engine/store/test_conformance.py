@@ -1,0 +1,210 @@
+"""One behaviour suite for every DocumentStore backend (Elasticsearch joins in its own issue)."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.documents import ColourShare, Document, Label
+from engine.filters import parse_filters
+from engine.store import Click, DocumentStore, Impression
+from engine.store.sqlite import SqliteStore
+
+BACKENDS: dict[str, Callable[[Path], DocumentStore]] = {
+    "sqlite": lambda tmp: SqliteStore(tmp / "s.sqlite3", text_weights={}, colour_min_share=0.05),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentStore]:
+    s = BACKENDS[request.param](tmp_path)
+    yield s
+    s.close()
+
+
+def doc(caption: str = "", **kw: object) -> Document:
+    base: dict[str, object] = dict(id=secrets.token_hex(16), path=f"/img/{secrets.token_hex(4)}.jpg", width=100,
+                                   height=50, format="jpeg", bytes=1000, orientation="landscape", caption=caption)
+    base.update(kw)
+    return Document(**base)  # type: ignore[arg-type]
+
+
+def corpus() -> list[Document]:
+    return [
+        doc("a red car on a street", colours=[ColourShare("red", 0.6), ColourShare("grey", 0.4)],
+            labels=[Label("car", 1, 0.9), Label("person", 2, 0.8)], width=800, licence="CC-BY",
+            taken_at=datetime(2020, 5, 1), vectors={"colour": np.eye(4, dtype=np.float32)[0]}),
+        doc("a blue boat on the sea", colours=[ColourShare("blue", 0.9), ColourShare("red", 0.02)],
+            labels=[Label("boat", 1, 0.7)], width=300, orientation="portrait", tags=["sea", "Holiday"],
+            taken_at=datetime(2022, 1, 1), vectors={"colour": np.eye(4, dtype=np.float32)[1]}),
+        doc("three people and a dog", colours=[ColourShare("green", 0.5), ColourShare("red", 0.2)],
+            labels=[Label("person", 3, 0.95), Label("dog", 1, 0.6)], ocr_text="HELLO WORLD", format="png"),
+        doc("an empty grey room", colours=[ColourShare("grey", 1.0)], licence="cc-by"),
+    ]
+
+
+def test_upsert_get_count_delete(store: DocumentStore) -> None:
+    docs = corpus()
+    store.upsert(docs)
+    assert store.count() == 4
+    got = store.get([docs[0].id, "0" * 32])
+    assert set(got) == {docs[0].id}
+    d = got[docs[0].id]
+    assert d.caption == docs[0].caption and d.width == 800 and d.taken_at == datetime(2020, 5, 1)
+    assert [(lb.name, lb.count) for lb in d.labels] == [("car", 1), ("person", 2)]
+    assert d.colours[0] == ColourShare("red", 0.6)
+    assert np.allclose(d.vectors["colour"], [1, 0, 0, 0])
+    assert store.existing([docs[1].id, "f" * 32]) == {docs[1].id}
+    assert store.ids_for_path(docs[2].path or "") == [docs[2].id]
+    assert store.delete([docs[0].id, "0" * 32]) == 1
+    assert store.count() == 3
+    assert store.search_text("car", [], 10) == []
+    assert store.vector_ids("colour") == [docs[1].id]
+
+
+def test_upsert_replaces_same_id(store: DocumentStore) -> None:
+    d = corpus()[0]
+    store.upsert([d])
+    d.caption = "now a yellow bicycle"
+    d.labels = []
+    store.upsert([d])
+    assert store.count() == 1
+    assert store.search_text("car", [], 5) == []
+    assert [h.id for h in store.search_text("bicycle", [], 5)] == [d.id]
+    assert store.facets([], ["label"]) == {"label": {}}
+
+
+def test_text_search_filters_and_order(store: DocumentStore) -> None:
+    docs = corpus()
+    store.upsert(docs)
+    assert [h.id for h in store.search_text("red car", [], 10)][0] == docs[0].id
+    assert [h.id for h in store.search_text("people", [], 10)] == [docs[2].id]  # stemmed: people/person labels
+    assert [h.id for h in store.search_text("dogs", [], 10)] == [docs[2].id]
+    assert [h.id for h in store.search_text("hello", [], 10)] == [docs[2].id]  # OCR text is searchable
+    assert [h.id for h in store.search_text("holiday", [], 10)] == [docs[1].id]  # tags
+    assert store.search_text("red", parse_filters(["orientation=portrait"]), 10) == []
+    assert store.count_text("red", []) == 2  # the boat's 2% red is under colour_min_share
+    assert store.search_text("", [], 10) == [] and store.count_text("!!!", []) == 0
+
+
+@pytest.mark.parametrize(
+    ("exprs", "expected"),
+    [
+        (["colour=red"], {0, 2}),
+        (["colour=red,blue"], {0, 1, 2}),
+        (["colour!=red"], {1, 3}),
+        (["label=person"], {0, 2}),
+        (["label=person", "label=dog"], {2}),
+        (["label_count.person>=2"], {0, 2}),
+        (["label_count.person>2"], {2}),
+        (["label_count.person<2"], {1, 3}),
+        (["label_count.person<=2"], {0, 1, 3}),
+        (["colour_share.red>=0.5"], {0}),
+        (["width>=300", "width<800"], {1}),
+        (["date>=2021-01-01"], {1}),
+        (["date<2021-01-01"], {0}),
+        (["has_text=true"], {2}),
+        (["has_text=false"], {0, 1, 3}),
+        (["licence=cc-by"], {0, 3}),
+        (["tag=holiday"], {1}),
+        (["format=png"], {2}),
+        (["orientation=portrait"], {1}),
+        ([], {0, 1, 2, 3}),
+    ],
+)
+def test_filters(store: DocumentStore, exprs: list[str], expected: set[int]) -> None:
+    docs = corpus()
+    store.upsert(docs)
+    filters = parse_filters(exprs)
+    want = {docs[i].id for i in expected}
+    assert set(store.filter_ids(filters)) == want
+    assert store.count(filters) == len(want)
+    assert set(store.browse(filters, 10)) == want
+
+
+def test_facets_equal_direct_counts(store: DocumentStore) -> None:
+    docs = corpus()
+    store.upsert(docs)
+    facets = store.facets([], ["colour", "label", "format", "licence", "orientation", "tag", "has_text"])
+    assert facets["colour"] == {"grey": 2, "red": 2, "blue": 1, "green": 1}
+    assert facets["label"] == {"person": 2, "boat": 1, "car": 1, "dog": 1}
+    assert facets["format"] == {"jpeg": 3, "png": 1}
+    assert facets["licence"] == {"cc-by": 2}
+    assert facets["has_text"] == {"false": 3, "true": 1}
+    narrowed = store.facets(parse_filters(["label=person"]), ["colour"])
+    assert narrowed["colour"] == {"red": 2, "grey": 1, "green": 1}
+    with_text = store.facets([], ["label"], text="car")
+    assert with_text["label"] == {"car": 1, "person": 1}
+
+
+def test_browse_pages(store: DocumentStore) -> None:
+    store.upsert(corpus())
+    first, second = store.browse([], 2, 0), store.browse([], 2, 2)
+    assert len(first) == 2 and len(second) == 2 and not set(first) & set(second)
+
+
+def test_vectors_round_trip(store: DocumentStore) -> None:
+    docs = corpus()
+    store.upsert(docs)
+    assert store.vector_fields() == {"colour": 4}
+    batches = list(store.iter_vectors("colour", batch_size=1))
+    assert len(batches) == 2 and all(v.shape == (1, 4) for _, v in batches)
+    got = store.get_vectors("colour", [docs[1].id, docs[2].id])
+    assert list(got) == [docs[1].id] and np.allclose(got[docs[1].id], [0, 1, 0, 0])
+
+
+def test_generation_counts_writes(store: DocumentStore) -> None:
+    g0 = store.generation()
+    docs = corpus()
+    store.upsert(docs)
+    store.delete([docs[0].id])
+    assert store.generation() == g0 + 2
+
+
+def test_impressions_and_clicks(store: DocumentStore) -> None:
+    imp = Impression("q1", datetime(2026, 1, 1), {"text": "red"}, [{"id": "a", "position": 1, "signals": {}}])
+    store.record_impression(imp)
+    assert store.get_impression("q1") == imp
+    assert store.get_impression("nope") is None
+    store.record_click(Click("q1", "a", 1, datetime(2026, 1, 1, 0, 0, 5)))
+    assert store.clicks() == [Click("q1", "a", 1, datetime(2026, 1, 1, 0, 0, 5))]
+    assert [i.query_id for i in store.impressions()] == ["q1"]
+
+
+def _bm25_reference(docs: list[str], query: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Okapi BM25 as SQLite FTS5 defines it (idf = ln((N - n + 0.5) / (n + 0.5)), floored at 1e-6)."""
+    tokens = [re.findall(r"\w+", d.lower()) for d in docs]
+    avgdl = sum(map(len, tokens)) / len(tokens)
+    scores = []
+    for toks in tokens:
+        tf = Counter(toks)
+        score = 0.0
+        for term in query:
+            n = sum(term in t for t in tokens)
+            idf = max(math.log((len(docs) - n + 0.5) / (n + 0.5)), 1e-6)
+            f = tf[term]
+            score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len(toks) / avgdl))
+        scores.append(score)
+    return scores
+
+
+def test_bm25_matches_a_plain_python_reference(store: DocumentStore) -> None:
+    captions = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "apple", "elder fig grape",
+                "banana banana banana banana banana split", "kiwi lemon mango", "apple cherry"]
+    docs = [doc(c) for c in captions]
+    store.upsert(docs)
+    for query in (["apple"], ["cherry"], ["apple", "cherry"], ["banana", "kiwi"]):
+        ref = _bm25_reference(captions, query)
+        got = {h.id: h.score for h in store.search_text(" ".join(query), [], 20)}
+        matching = [i for i, c in enumerate(captions) if set(query) & set(c.split())]
+        assert set(got) == {docs[i].id for i in matching}
+        for i in matching:  # the fixture's stores weigh every field 1.0
+            assert got[docs[i].id] == pytest.approx(ref[i], rel=1e-6)
