@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import re
 import secrets
-from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -177,34 +174,3 @@ def test_impressions_and_clicks(store: DocumentStore) -> None:
     store.record_click(Click("q1", "a", 1, datetime(2026, 1, 1, 0, 0, 5)))
     assert store.clicks() == [Click("q1", "a", 1, datetime(2026, 1, 1, 0, 0, 5))]
     assert [i.query_id for i in store.impressions()] == ["q1"]
-
-
-def _bm25_reference(docs: list[str], query: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
-    """Okapi BM25 as SQLite FTS5 defines it (idf = ln((N - n + 0.5) / (n + 0.5)), floored at 1e-6)."""
-    tokens = [re.findall(r"\w+", d.lower()) for d in docs]
-    avgdl = sum(map(len, tokens)) / len(tokens)
-    scores = []
-    for toks in tokens:
-        tf = Counter(toks)
-        score = 0.0
-        for term in query:
-            n = sum(term in t for t in tokens)
-            idf = max(math.log((len(docs) - n + 0.5) / (n + 0.5)), 1e-6)
-            f = tf[term]
-            score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len(toks) / avgdl))
-        scores.append(score)
-    return scores
-
-
-def test_bm25_matches_a_plain_python_reference(store: DocumentStore) -> None:
-    captions = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "apple", "elder fig grape",
-                "banana banana banana banana banana split", "kiwi lemon mango", "apple cherry"]
-    docs = [doc(c) for c in captions]
-    store.upsert(docs)
-    for query in (["apple"], ["cherry"], ["apple", "cherry"], ["banana", "kiwi"]):
-        ref = _bm25_reference(captions, query)
-        got = {h.id: h.score for h in store.search_text(" ".join(query), [], 20)}
-        matching = [i for i, c in enumerate(captions) if set(query) & set(c.split())]
-        assert set(got) == {docs[i].id for i in matching}
-        for i in matching:  # the fixture's stores weigh every field 1.0
-            assert got[docs[i].id] == pytest.approx(ref[i], rel=1e-6)

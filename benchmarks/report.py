@@ -1,0 +1,211 @@
+"""Shared helpers for the benchmarks: machine info, latency statistics, memory, Markdown output.
+
+Every benchmark owns one section of `BENCHMARKS.md`, delimited by HTML comment markers, and
+rewrites only that section (plus the machine block), so the scripts can run in any order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sqlite3
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKDOWN = ROOT / "BENCHMARKS.md"
+
+HEADER = """# imgsearch benchmarks
+
+Measured with the harness in `benchmarks/` (never run by the unit tests). Reproduce from the repository
+root with the project's virtualenv:
+
+```sh
+.venv/bin/python -m benchmarks.ingest         # ingest throughput on the Imagenette val images
+.venv/bin/python -m benchmarks.text_search    # BM25 latency on 10k / 100k generated documents
+.venv/bin/python -m benchmarks.vector_search  # Faiss latency and recall on 100k / 1M generated vectors
+```
+
+Each script takes `--help` (sizes, repetitions, `--no-markdown` for a quick run that leaves this file
+alone) and rewrites only its own section below. Timings are wall-clock from `time.perf_counter`;
+latencies are per single query, reported as median (p50), p95 and mean. Shared machines are noisy, so
+variants that are compared with each other are measured in the same run, interleaved query by query.
+"""
+
+
+# -- machine -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Machine:
+    cpu: str
+    cores: int
+    ram_gib: float
+    kernel: str
+    python: str
+    numpy: str
+    faiss: str
+    sqlite: str
+    today: str
+
+    def markdown(self) -> str:
+        return (
+            f"- Date: {self.today}\n"
+            f"- CPU: {self.cpu}, {self.cores} cores available to the process\n"
+            f"- RAM: {self.ram_gib:.1f} GiB; Linux {self.kernel}; no GPU used\n"
+            f"- Python {self.python}, NumPy {self.numpy}, faiss-cpu {self.faiss}, SQLite {self.sqlite}"
+        )
+
+    def one_line(self) -> str:
+        return f"{self.today}, {self.cpu} x{self.cores}, {self.ram_gib:.0f} GiB RAM"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _ram_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return 0.0
+
+
+def machine() -> Machine:
+    import faiss
+    import numpy as np
+
+    faiss_version = faiss.__version__
+    try:
+        options = faiss.get_compile_options().strip()
+        if options:
+            faiss_version += f" ({options})"
+    except AttributeError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return Machine(
+        cpu=_cpu_model(), cores=cores, ram_gib=_ram_gib(), kernel=platform.release(),
+        python=sys.version.split()[0], numpy=np.__version__, faiss=faiss_version, sqlite=sqlite3.sqlite_version,
+        today=date.today().isoformat(),
+    )
+
+
+# -- statistics ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Latency summary in milliseconds."""
+
+    p50: float
+    p95: float
+    mean: float
+    n: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        ms = sorted(s * 1000.0 for s in seconds)
+        return cls(p50=percentile(ms, 50), p95=percentile(ms, 95), mean=statistics.fmean(ms), n=len(ms))
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    pos = (len(sorted_values) - 1) * pct / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}"
+
+
+# -- memory --------------------------------------------------------------------------------------
+def _status_kib(key: str) -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_mib() -> float:
+    """Resident set size of this process now."""
+    return _status_kib("VmRSS") / 1024
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size since start or since the last `reset_peak_rss`."""
+    return _status_kib("VmHWM") / 1024
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS counter for this process (Linux; silently ignored elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (also readable as plain text on a terminal)."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    sep = "| " + " | ".join("-" * w for w in widths) + " |"
+    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- benchmarks:{name}:begin -->", f"<!-- benchmarks:{name}:end -->"
+
+
+def update_section(name: str, body: str, path: Path = MARKDOWN) -> None:
+    """Replace (or append) the section `name` of the Markdown report, creating the file if needed."""
+    text = path.read_text() if path.exists() else HEADER
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def write_report(name: str, body: str, args: argparse.Namespace) -> None:
+    """Update section `name` and the machine block of the report file the arguments name (if any).
+
+    Each section also carries its own one-line "measured on" note, so a section left over from an
+    older run still says where its numbers come from.
+    """
+    if args.no_markdown:
+        return
+    path = Path(args.markdown)
+    update_section("machine", "## Machine (latest run)\n\n" + machine().markdown(), path)
+    update_section(name, body, path)
+    print(f"\nupdated section {name!r} of {path}")
+
+
+def add_markdown_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", default=str(MARKDOWN), help="report file to update (default: %(default)s)")
+    parser.add_argument("--no-markdown", action="store_true", help="print results only; leave the report alone")
