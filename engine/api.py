@@ -101,8 +101,13 @@ def _search_request(params: dict[str, Any], image: bytes | None) -> SearchReques
         except (binascii.Error, ValueError):
             raise InvalidQuery("image_base64 is not valid base64") from None
     return SearchRequest(
-        text=text, image=image, like=like, filters=parse_filters(raw_filters), facets=parse_facets(raw_facets),
-        k=_int(params.get("k"), "k", 10), offset=_int(params.get("offset"), "offset", 0),
+        text=text,
+        image=image,
+        like=like,
+        filters=parse_filters(raw_filters),
+        facets=parse_facets(raw_facets),
+        k=_int(params.get("k"), "k", 10),
+        offset=_int(params.get("offset"), "offset", 0),
     )
 
 
@@ -212,13 +217,21 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
         if not isinstance(payload, dict):
             raise BadRequest('send a JSON object {"query_id": ..., "id": ...}')
         click = await call(record_click, eng(), payload)
-        return JSONResponse({"recorded": True, "query_id": click.query_id, "id": click.doc_id,
-                             "position": click.position}, status_code=201)
+        return JSONResponse(
+            {"recorded": True, "query_id": click.query_id, "id": click.doc_id, "position": click.position},
+            status_code=201,
+        )
 
     async def health(request: Request) -> Response:
         stats = await call(eng().stats)
-        return JSONResponse({"status": "ok", "version": __version__, "documents": stats["store"]["documents"],
-                             "components": _components(stats)})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "documents": stats["store"]["documents"],
+                "components": _components(stats),
+            }
+        )
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await call(eng().stats))
@@ -231,14 +244,24 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
             return error_response(exc)
         if isinstance(exc, HTTPException):
             kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-            message = {404: f"no route {request.url.path}; see GET /openapi.json",
-                       405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
-            return JSONResponse({"error": {"type": kind, "message": message, "status": exc.status_code}},
-                                status_code=exc.status_code)
+            message = {
+                404: f"no route {request.url.path}; see GET /openapi.json",
+                405: f"{request.method} is not allowed on {request.url.path}",
+            }.get(exc.status_code, exc.detail)
+            return JSONResponse(
+                {"error": {"type": kind, "message": message, "status": exc.status_code}}, status_code=exc.status_code
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": {"type": "internal_error", "status": 500,
-                                       "message": f"internal error ({type(exc).__name__}); see the server log"}},
-                            status_code=500)
+        return JSONResponse(
+            {
+                "error": {
+                    "type": "internal_error",
+                    "status": 500,
+                    "message": f"internal error ({type(exc).__name__}); see the server log",
+                }
+            },
+            status_code=500,
+        )
 
     routes = [
         Route("/search", search_get, methods=["GET"]),

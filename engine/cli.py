@@ -67,16 +67,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ImgSearchError(f"cannot read --image {args.image}: {exc.strerror or exc}") from exc
     request = SearchRequest(
-        text=args.text or "", image=image, like=args.like, filters=parse_filters(args.filter),
-        facets=parse_facets(args.facet), k=args.k, offset=args.offset,
+        text=args.text or "",
+        image=image,
+        like=args.like,
+        filters=parse_filters(args.filter),
+        facets=parse_facets(args.facet),
+        k=args.k,
+        offset=args.offset,
     )
     with _open(args) as engine:
         response = run_search(engine, request)
     if args.json:
         print(json.dumps(response.to_dict()))
         return EXIT_OK
-    print(f"{response.total}{'+' if response.total_relation == 'gte' else ''} results "
-          f"(legs: {response.legs or 'browse'}; {response.took_ms:.1f} ms; query_id {response.query_id})")
+    print(
+        f"{response.total}{'+' if response.total_relation == 'gte' else ''} results "
+        f"(legs: {response.legs or 'browse'}; {response.took_ms:.1f} ms; query_id {response.query_id})"
+    )
     for n, hit in enumerate(response.hits, start=request.offset + 1):
         signals = " ".join(f"{k}={v}" for k, v in hit.signals.items())
         print(f"{n:3d}. {hit.score:.5f} {hit.id} {hit.document.path or ''}")
@@ -95,8 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.api.host
     port = args.port or settings.api.port
-    print(f"imgsearch serving {settings.data_dir} on http://{host}:{port} (API description: /openapi.json)",
-          file=sys.stderr)
+    print(
+        f"imgsearch serving {settings.data_dir} on http://{host}:{port} (API description: /openapi.json)",
+        file=sys.stderr,
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     return EXIT_OK
 
@@ -127,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="index location (default: $IMGSEARCH_DATA_DIR or ./.imgsearch)")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser = argparse.ArgumentParser(prog="imgsearch", description="Hybrid multimodal image search.",
-                                     parents=[common])
+    parser = argparse.ArgumentParser(prog="imgsearch", description="Hybrid multimodal image search.", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", parents=[common], help="index image files, folders and globs")
@@ -174,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except ImgSearchError as exc:

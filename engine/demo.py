@@ -26,7 +26,11 @@ from engine.search import SearchRequest, run_search
 from engine.settings import Settings
 
 SKIMAGE_PHOTOS: dict[str, tuple[str, str, list[str]]] = {
-    "astronaut": ("Astronaut Eileen Collins", "portrait of an astronaut in an orange suit with a flag", ["person", "nasa"]),
+    "astronaut": (
+        "Astronaut Eileen Collins",
+        "portrait of an astronaut in an orange suit with a flag",
+        ["person", "nasa"],
+    ),
     "chelsea": ("Chelsea the cat", "a tabby cat looking sideways", ["cat", "animal", "pet"]),
     "coffee": ("Cup of coffee", "a red cup of coffee on a saucer with a spoon", ["coffee", "cup", "drink"]),
     "rocket": ("Rocket launch pad", "a rocket standing on its launch pad under a blue sky", ["rocket", "space"]),
@@ -45,9 +49,18 @@ SKIMAGE_PHOTOS: dict[str, tuple[str, str, list[str]]] = {
     "grass": ("Grass", "a close view of grass", ["texture", "nature"]),
 }
 SHAPE_COLOURS = {
-    "red": (220, 30, 30), "orange": (245, 140, 20), "yellow": (245, 225, 40), "green": (40, 170, 60),
-    "cyan": (40, 210, 220), "blue": (30, 70, 210), "purple": (130, 50, 180), "pink": (245, 150, 190),
-    "brown": (120, 70, 30), "black": (15, 15, 15), "grey": (128, 128, 128), "white": (250, 250, 250),
+    "red": (220, 30, 30),
+    "orange": (245, 140, 20),
+    "yellow": (245, 225, 40),
+    "green": (40, 170, 60),
+    "cyan": (40, 210, 220),
+    "blue": (30, 70, 210),
+    "purple": (130, 50, 180),
+    "pink": (245, 150, 190),
+    "brown": (120, 70, 30),
+    "black": (15, 15, 15),
+    "grey": (128, 128, 128),
+    "white": (250, 250, 250),
 }
 
 
@@ -74,8 +87,16 @@ def build_corpus(root: Path, *, shared: Path | None, imagenette_per_class: int =
                 loaded = getattr(skdata, name)()
                 arr = np.asarray(loaded[0] if isinstance(loaded, tuple) else loaded)
                 Image.fromarray(arr.astype(np.uint8)).save(target)
-            rows.append({"path": str(target), "title": title, "caption": caption, "tags": ";".join(tags),
-                         "licence": "public domain / BSD (scikit-image)", "source": "scikit-image"})
+            rows.append(
+                {
+                    "path": str(target),
+                    "title": title,
+                    "caption": caption,
+                    "tags": ";".join(tags),
+                    "licence": "public domain / BSD (scikit-image)",
+                    "source": "scikit-image",
+                }
+            )
     except ImportError:
         print("demo: scikit-image is not installed; skipping its sample photos", file=sys.stderr)
     inputs.append(photos)
@@ -94,8 +115,15 @@ def build_corpus(root: Path, *, shared: Path | None, imagenette_per_class: int =
                 box = (x, y, x + 200, y + 190)
                 (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=rgb)
                 img.save(target)
-            rows.append({"path": str(target), "title": f"{colour} {shape}", "tags": f"{colour};{shape};generated",
-                         "licence": "CC0", "source": "generated"})
+            rows.append(
+                {
+                    "path": str(target),
+                    "title": f"{colour} {shape}",
+                    "tags": f"{colour};{shape};generated",
+                    "licence": "CC0",
+                    "source": "generated",
+                }
+            )
     inputs.append(shapes)
 
     if shared is not None and shared.is_dir():
@@ -103,24 +131,51 @@ def build_corpus(root: Path, *, shared: Path | None, imagenette_per_class: int =
         if (flickr / "captions.csv").exists():
             with open(flickr / "captions.csv", newline="", encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
-                    rows.append({"path": str(flickr / "images" / row["image"]), "caption": row["caption"],
-                                 "licence": "Flickr8k (research use)", "source": "flickr8k"})
+                    rows.append(
+                        {
+                            "path": str(flickr / "images" / row["image"]),
+                            "caption": row["caption"],
+                            "licence": "Flickr8k (research use)",
+                            "source": "flickr8k",
+                        }
+                    )
             inputs.append(flickr / "images")
         imagenette = shared / "imagenette-val"
         if (imagenette / "classes.json").exists():
             classes = json.loads((imagenette / "classes.json").read_text())
             for wnid, name in classes.items():
                 for path in sorted((imagenette / wnid).glob("*.JPEG"))[:imagenette_per_class]:
-                    rows.append({"path": str(path), "title": name, "tags": name,
-                                 "licence": "ImageNet (non-commercial research)", "source": "imagenette"})
+                    rows.append(
+                        {
+                            "path": str(path),
+                            "title": name,
+                            "tags": name,
+                            "licence": "ImageNet (non-commercial research)",
+                            "source": "imagenette",
+                        }
+                    )
                     inputs.append(path)
         samples = shared / "samples"
         if samples.is_dir():
             inputs.append(samples)
-            rows.append({"path": str(samples / "bus.jpg"), "title": "Bus in the street", "tags": "bus;street",
-                         "licence": "AGPL-3.0 (ultralytics asset)", "source": "ultralytics"})
-            rows.append({"path": str(samples / "zidane.jpg"), "title": "Two men in suits", "tags": "person",
-                         "licence": "AGPL-3.0 (ultralytics asset)", "source": "ultralytics"})
+            rows.append(
+                {
+                    "path": str(samples / "bus.jpg"),
+                    "title": "Bus in the street",
+                    "tags": "bus;street",
+                    "licence": "AGPL-3.0 (ultralytics asset)",
+                    "source": "ultralytics",
+                }
+            )
+            rows.append(
+                {
+                    "path": str(samples / "zidane.jpg"),
+                    "title": "Two men in suits",
+                    "tags": "person",
+                    "licence": "AGPL-3.0 (ultralytics asset)",
+                    "source": "ultralytics",
+                }
+            )
 
     manifest_path = root / "manifest.jsonl"
     manifest_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -130,27 +185,42 @@ def build_corpus(root: Path, *, shared: Path | None, imagenette_per_class: int =
 def demo_queries(engine: Engine) -> list[DemoQuery]:
     """Keyword, colour, filtered, faceted and similar-image examples over the demo corpus."""
     queries = [
-        DemoQuery("keywords: 'dog running on grass'", SearchRequest(text="dog running on grass", k=5,
-                                                                     facets=parse_facets(["source"]))),
+        DemoQuery(
+            "keywords: 'dog running on grass'",
+            SearchRequest(text="dog running on grass", k=5, facets=parse_facets(["source"])),
+        ),
         DemoQuery("keywords: 'cat'", SearchRequest(text="cat", k=3)),
         DemoQuery("colour: 'red' (colour names are searchable words)", SearchRequest(text="red", k=5)),
-        DemoQuery("filter only: colour=blue, orientation=landscape, with facets",
-                  SearchRequest(filters=parse_filters(["colour=blue", "orientation=landscape"]), k=5,
-                                facets=parse_facets(["colour", "source", "format"]))),
-        DemoQuery("filtered keywords: 'beach' with colour=blue and width>=300",
-                  SearchRequest(text="beach", filters=parse_filters(["colour=blue", "width>=300"]), k=5)),
+        DemoQuery(
+            "filter only: colour=blue, orientation=landscape, with facets",
+            SearchRequest(
+                filters=parse_filters(["colour=blue", "orientation=landscape"]),
+                k=5,
+                facets=parse_facets(["colour", "source", "format"]),
+            ),
+        ),
+        DemoQuery(
+            "filtered keywords: 'beach' with colour=blue and width>=300",
+            SearchRequest(text="beach", filters=parse_filters(["colour=blue", "width>=300"]), k=5),
+        ),
     ]
     anchor = engine.store.search_text("parachute", [], 1) or engine.store.search_text("rocket", [], 1)
     if anchor:
-        queries.append(DemoQuery(f"similar images: like {anchor[0].id}",
-                                 SearchRequest(like=anchor[0].id, k=5, facets=parse_facets(["source"]))))
+        queries.append(
+            DemoQuery(
+                f"similar images: like {anchor[0].id}",
+                SearchRequest(like=anchor[0].id, k=5, facets=parse_facets(["source"])),
+            )
+        )
     return queries
 
 
 def print_response(title: str, response: Any) -> None:
     print(f"\n== {title}")
-    print(f"   {response.total}{'+' if response.total_relation == 'gte' else ''} results, legs {response.legs}, "
-          f"{response.took_ms:.1f} ms")
+    print(
+        f"   {response.total}{'+' if response.total_relation == 'gte' else ''} results, legs {response.legs}, "
+        f"{response.took_ms:.1f} ms"
+    )
     for n, hit in enumerate(response.hits, start=1):
         doc = hit.document
         label = doc.title or (doc.caption.split(" | ")[0] if doc.caption else "")
@@ -166,7 +236,11 @@ def default_shared() -> Path:
 
 
 def run_demo(
-    settings: Settings, *, shared: Path | None = None, serve: bool = True, host: str | None = None,
+    settings: Settings,
+    *,
+    shared: Path | None = None,
+    serve: bool = True,
+    host: str | None = None,
     port: int | None = None,
 ) -> int:
     shared = shared or default_shared()

@@ -69,9 +69,15 @@ class Engine:
         if index is None or index.dim != dim:
             v = self.settings.vectors
             index = VectorIndex(
-                field, dim, directory=self.settings.vector_dir, exact_threshold=v.exact_threshold,
-                factory=v.factory, nprobe=v.nprobe, hnsw_ef_search=v.hnsw_ef_search,
-                exact_filter_max=v.exact_filter_max, use_gpu=v.use_gpu,
+                field,
+                dim,
+                directory=self.settings.vector_dir,
+                exact_threshold=v.exact_threshold,
+                factory=v.factory,
+                nprobe=v.nprobe,
+                hnsw_ef_search=v.hnsw_ef_search,
+                exact_filter_max=v.exact_filter_max,
+                use_gpu=v.use_gpu,
             )
             self.indexes[field] = index
         return index

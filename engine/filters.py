@@ -24,8 +24,14 @@ RANGE_FIELDS = ("width", "height", "bytes", "date")
 KEYED_RANGE_FIELDS = ("label_count", "colour_share")
 BOOL_FIELDS = ("has_text",)
 FACET_FIELDS = (*TERM_FIELDS, "has_text")
-_ALIASES = {"color": "colour", "labels": "label", "tags": "tag", "license": "licence", "taken": "date",
-            "color_share": "colour_share"}
+_ALIASES = {
+    "color": "colour",
+    "labels": "label",
+    "tags": "tag",
+    "license": "licence",
+    "taken": "date",
+    "color_share": "colour_share",
+}
 _OPS = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}
 _EXPR = re.compile(r"^\s*([A-Za-z_]+)(?:\.([^=<>!]+?))?\s*(>=|<=|!=|=|:|>|<)\s*(.*?)\s*$")
 

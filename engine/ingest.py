@@ -55,9 +55,13 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "seen": self.seen, "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
+            "seen": self.seen,
+            "added": self.added,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
             "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
-            "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 2),
         }
 
     def summary(self) -> str:
@@ -115,9 +119,15 @@ def build_document(
     settings = engine.settings
     decoded = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_file_bytes)
     doc = Document(
-        id=doc_id or content_id(data), path=path, width=decoded.width, height=decoded.height,
-        format=decoded.format.lower(), bytes=len(data), orientation=orientation_of(decoded.width, decoded.height),
-        taken_at=decoded.taken_at, ingested_at=datetime.now(),
+        id=doc_id or content_id(data),
+        path=path,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format.lower(),
+        bytes=len(data),
+        orientation=orientation_of(decoded.width, decoded.height),
+        taken_at=decoded.taken_at,
+        ingested_at=datetime.now(),
     )
     if entry is not None:
         doc.title, doc.caption, doc.tags = entry.title, entry.caption, list(entry.tags)
@@ -134,8 +144,15 @@ class Progress:
         if enabled and total:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="img", dynamic_ncols=True, file=sys.stderr, mininterval=0.5,
-                            desc="ingest", smoothing=0.1)
+            self.bar = tqdm(
+                total=total,
+                unit="img",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                mininterval=0.5,
+                desc="ingest",
+                smoothing=0.1,
+            )
 
     def update(self, n: int, failed: int) -> None:
         if self.bar is not None:

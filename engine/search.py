@@ -73,8 +73,12 @@ class SearchResponse:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "query_id": self.query_id, "total": self.total, "total_relation": self.total_relation,
-            "hits": [h.to_dict() for h in self.hits], "facets": self.facets, "legs": self.legs,
+            "query_id": self.query_id,
+            "total": self.total,
+            "total_relation": self.total_relation,
+            "hits": [h.to_dict() for h in self.hits],
+            "facets": self.facets,
+            "legs": self.legs,
             "took_ms": round(self.took_ms, 2),
         }
 
@@ -102,8 +106,14 @@ def _query_image(engine: Engine, request: SearchRequest) -> tuple[dict[str, Any]
     assert request.image is not None
     s = engine.settings
     decoded = decode_image(request.image, max_pixels=s.max_image_pixels, max_bytes=s.max_file_bytes)
-    probe = Document(id=content_id(request.image), path=None, width=decoded.width, height=decoded.height,
-                     format=decoded.format.lower(), bytes=len(request.image))
+    probe = Document(
+        id=content_id(request.image),
+        path=None,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format.lower(),
+        bytes=len(request.image),
+    )
     engine.enrich(decoded, probe)
     return probe.vectors, probe.phash, None
 
@@ -134,8 +144,9 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
                 found = index.search(vec[None, :], depth + 1, allowed=allowed)[0]
                 legs[name] = [LegHit(i, score) for i, score in found if i != exclude][:depth]
             if phash:
-                near = engine.hashes.search(int(phash, 16), max_distance=s.phash_max_distance, k=depth + 1,
-                                            allowed=allowed)
+                near = engine.hashes.search(
+                    int(phash, 16), max_distance=s.phash_max_distance, k=depth + 1, allowed=allowed
+                )
                 legs["phash"] = [LegHit(i, float(d)) for i, d in near if i != exclude][:depth]
 
     if legs:
@@ -163,19 +174,32 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
 
     query_id = uuid.uuid4().hex
     response = SearchResponse(
-        query_id=query_id, total=total, total_relation=total_relation, hits=hits, facets=facets,
-        legs={name: len(found) for name, found in legs.items()}, took_ms=(time.perf_counter() - started) * 1000,
+        query_id=query_id,
+        total=total,
+        total_relation=total_relation,
+        hits=hits,
+        facets=facets,
+        legs={name: len(found) for name, found in legs.items()},
+        took_ms=(time.perf_counter() - started) * 1000,
     )
     if request.record:
-        engine.store.record_impression(Impression(
-            query_id=query_id, ts=datetime.now(),
-            request={
-                "text": text, "like": request.like,
-                "image": content_id(request.image) if request.image is not None else None,
-                "filters": [filter_to_dict(f) for f in request.filters], "facets": request.facets,
-                "k": request.k, "offset": request.offset,
-            },
-            shown=[{"id": h.id, "position": request.offset + n, "signals": h.signals}
-                   for n, h in enumerate(hits, start=1)],
-        ))
+        engine.store.record_impression(
+            Impression(
+                query_id=query_id,
+                ts=datetime.now(),
+                request={
+                    "text": text,
+                    "like": request.like,
+                    "image": content_id(request.image) if request.image is not None else None,
+                    "filters": [filter_to_dict(f) for f in request.filters],
+                    "facets": request.facets,
+                    "k": request.k,
+                    "offset": request.offset,
+                },
+                shown=[
+                    {"id": h.id, "position": request.offset + n, "signals": h.signals}
+                    for n, h in enumerate(hits, start=1)
+                ],
+            )
+        )
     return response

@@ -93,10 +93,10 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this are refused.")
     batch_size: int = Field(64, description="Images decoded and enriched per batch during ingest.")
     workers: int = Field(2, description="Threads decoding and enriching images during ingest.")
-    text_weights: TextWeights = Field(default_factory=TextWeights, description="BM25 field weights.")
-    vectors: VectorSettings = Field(default_factory=VectorSettings, description="Faiss index settings.")
-    search: SearchSettings = Field(default_factory=SearchSettings, description="Query-time settings.")
-    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP server settings.")
+    text_weights: TextWeights = Field(default_factory=lambda: TextWeights(), description="BM25 field weights.")
+    vectors: VectorSettings = Field(default_factory=lambda: VectorSettings(), description="Faiss index settings.")
+    search: SearchSettings = Field(default_factory=lambda: SearchSettings(), description="Query-time settings.")
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings(), description="HTTP server settings.")
 
     @property
     def store_path(self) -> Path:

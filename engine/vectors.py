@@ -18,12 +18,14 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from engine.documents import vector_id
 
 log = logging.getLogger(__name__)
+# faiss's bundled stubs are partial and wrong (no SearchParametersHNSW, DirectMap, `sel=`): use it untyped.
+faiss: Any = _faiss
 
 Neighbour = tuple[str, float]
 
@@ -110,8 +112,14 @@ class VectorIndex:
 
     def describe(self) -> dict[str, Any]:
         spec = "Flat" if self.kind == "exact" else self._factory_string(self.ntotal)
-        return {"field": self.field, "dim": self.dim, "count": self.ntotal, "kind": self.kind, "index": spec,
-                "gpu": self.use_gpu}
+        return {
+            "field": self.field,
+            "dim": self.dim,
+            "count": self.ntotal,
+            "kind": self.kind,
+            "index": spec,
+            "gpu": self.use_gpu,
+        }
 
     # -- mutation ----------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -168,9 +176,7 @@ class VectorIndex:
         return np.asarray(self._index.reconstruct_batch(np.ascontiguousarray(keys, dtype=np.int64)), np.float32)
 
     # -- search ------------------------------------------------------------------------------
-    def search(
-        self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None
-    ) -> list[list[Neighbour]]:
+    def search(self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None) -> list[list[Neighbour]]:
         """Top-`k` (doc id, cosine) per query row, best first; only ids in `allowed` when given."""
         q = normalise(queries)
         if q.shape[1] != self.dim:
@@ -203,11 +209,11 @@ class VectorIndex:
             try:
                 if self._gpu_replica is None:
                     self._gpu_replica = faiss.index_cpu_to_all_gpus(self._index)
-                return self._gpu_replica.search(q, k)  # type: ignore[no-any-return]
+                return self._gpu_replica.search(q, k)
             except Exception as exc:  # a GPU that cannot take the index is not fatal
                 log.warning("%s: GPU search failed (%s); using the CPU", self.field, exc)
                 self.use_gpu = False
-        return self._index.search(q, k)  # type: ignore[no-any-return]
+        return self._index.search(q, k)
 
     def _search_subset(self, q: np.ndarray, keys: np.ndarray, k: int) -> list[list[Neighbour]]:
         vectors = self._reconstruct(keys)
@@ -228,7 +234,7 @@ class VectorIndex:
         if self.directory is None:
             raise ValueError(f"vector index {self.field!r} has no directory to save to")
         base = self.directory / self.field
-        return base.with_suffix(".faiss"), base.with_suffix(".ids.npy"), base.with_suffix(".json")
+        return base.with_suffix(".faiss"), base.with_suffix(".ids.npz"), base.with_suffix(".json")
 
     def save(self, generation: int | None = None) -> None:
         """Write index, id map and metadata atomically (temp file + rename)."""
@@ -240,10 +246,9 @@ class VectorIndex:
         faiss.write_index(self._index, str(tmp))
         os.replace(tmp, index_path)
         with open(ids_path.with_suffix(".tmp"), "wb") as fh:
-            np.save(fh, np.rec.fromarrays([keys, ids], names="key,id"))
+            np.savez(fh, keys=keys, ids=ids)
         os.replace(ids_path.with_suffix(".tmp"), ids_path)
-        meta = {"field": self.field, "dim": self.dim, "kind": self.kind, "count": self.ntotal,
-                "generation": generation}
+        meta = {"field": self.field, "dim": self.dim, "kind": self.kind, "count": self.ntotal, "generation": generation}
         meta_path.with_suffix(".tmp").write_text(json.dumps(meta))
         os.replace(meta_path.with_suffix(".tmp"), meta_path)
 
@@ -255,8 +260,8 @@ class VectorIndex:
         try:
             meta = json.loads(meta_path.read_text())
             index = faiss.read_index(str(index_path))
-            records = np.load(ids_path)
-            ids = {int(k): v.decode() for k, v in zip(records["key"], records["id"], strict=True)}
+            with np.load(ids_path) as records:
+                ids = {int(k): v.decode() for k, v in zip(records["keys"], records["ids"], strict=True)}
         except Exception as exc:
             log.warning("%s: vector index files unreadable (%s); it will be rebuilt from the store", self.field, exc)
             return False

@@ -50,7 +50,7 @@ class BaseEnricher(ABC):
                 self._load()
                 self._loaded = True
 
-    def _load(self) -> None:
+    def _load(self) -> None:  # noqa: B027 - optional hook: most cheap enrichers load nothing
         """Load models or binaries. The default has nothing to load."""
 
     def enrich(self, image: DecodedImage) -> EnrichmentResult:

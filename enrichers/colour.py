@@ -16,7 +16,18 @@ from engine.documents import ColourShare, DecodedImage, Document
 from enrichers.base import BaseEnricher
 
 COLOUR_NAMES = (
-    "red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown", "black", "grey", "white",
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "cyan",
+    "blue",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "grey",
+    "white",
 )
 HIST_BINS = (8, 4, 4)
 HIST_DIM = HIST_BINS[0] * HIST_BINS[1] * HIST_BINS[2]
@@ -58,9 +69,17 @@ def colour_names(hsv: np.ndarray) -> np.ndarray:
     v = hsv[..., 2].astype(np.int16)
     idx = np.empty(h.shape, dtype=np.int8)
     # Chromatic pixels by hue first, then the achromatic and brown overrides.
-    hue_edges = [(0, 15, "red"), (15, 40, "orange"), (40, 70, "yellow"), (70, 165, "green"),
-                 (165, 195, "cyan"), (195, 255, "blue"), (255, 290, "purple"), (290, 340, "pink"),
-                 (340, 361, "red")]
+    hue_edges = [
+        (0, 15, "red"),
+        (15, 40, "orange"),
+        (40, 70, "yellow"),
+        (70, 165, "green"),
+        (165, 195, "cyan"),
+        (195, 255, "blue"),
+        (255, 290, "purple"),
+        (290, 340, "pink"),
+        (340, 361, "red"),
+    ]
     for lo, hi, name in hue_edges:
         idx[(h >= lo) & (h < hi)] = COLOUR_NAMES.index(name)
     warm = (h < 45) | (h >= 340)

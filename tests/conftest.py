@@ -42,8 +42,9 @@ def engine(settings: Settings) -> Iterator[Engine]:
         eng.close()
 
 
-def image_bytes(rgb: tuple[int, int, int] | np.ndarray, size: tuple[int, int] = (64, 48), fmt: str = "PNG",
-                **save: object) -> bytes:
+def image_bytes(
+    rgb: tuple[int, int, int] | np.ndarray, size: tuple[int, int] = (64, 48), fmt: str = "PNG", **save: object
+) -> bytes:
     """Encode a solid colour (or an RGB array) as image bytes."""
     img = Image.fromarray(rgb) if isinstance(rgb, np.ndarray) else Image.new("RGB", size, rgb)
     out = io.BytesIO()

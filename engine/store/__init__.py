@@ -24,6 +24,4 @@ def open_store(settings: Settings) -> DocumentStore:
         )
     from engine.errors import ConfigError
 
-    raise ConfigError(
-        f"backend {settings.backend!r} is not available in this version; use IMGSEARCH_BACKEND=sqlite"
-    )
+    raise ConfigError(f"backend {settings.backend!r} is not available in this version; use IMGSEARCH_BACKEND=sqlite")

@@ -9,6 +9,7 @@ version is `PRAGMA user_version`; `MIGRATIONS` brings older files forward.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -41,7 +42,8 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE vectors (doc_rowid INTEGER NOT NULL, field TEXT NOT NULL, dim INTEGER NOT NULL,
             data BLOB NOT NULL, PRIMARY KEY (field, doc_rowid))""",
         "CREATE INDEX vectors_doc ON vectors(doc_rowid)",
-        "CREATE VIRTUAL TABLE fts USING fts5(" + ", ".join(TEXT_FIELDS)
+        "CREATE VIRTUAL TABLE fts USING fts5("
+        + ", ".join(TEXT_FIELDS)
         + ", tokenize = 'porter unicode61 remove_diacritics 2')",
         """CREATE TABLE impressions (query_id TEXT PRIMARY KEY, ts TEXT NOT NULL, request TEXT NOT NULL,
             shown TEXT NOT NULL)""",
@@ -138,10 +140,8 @@ class SqliteStore:
     def close(self) -> None:
         with self._conn_lock:
             for conn in self._connections:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._connections.clear()
         self._local = threading.local()
 
@@ -164,15 +164,24 @@ class SqliteStore:
 
     # -- documents ---------------------------------------------------------------------------
     def upsert(self, docs: Sequence[Document]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            for doc in docs:
+                self._upsert_one(conn, doc)
+
         if docs:
-            self._write(lambda conn: [self._upsert_one(conn, doc) for doc in docs])
+            self._write(work)
 
     def _upsert_one(self, conn: sqlite3.Connection, doc: Document) -> None:
         body = {
             "colours": [[c.name, c.share] for c in doc.colours],
             "labels": [
-                {"name": lb.name, "count": lb.count, "confidence": lb.confidence, "area": lb.area,
-                 "boxes": [[b.x1, b.y1, b.x2, b.y2, b.confidence] for b in lb.boxes]}
+                {
+                    "name": lb.name,
+                    "count": lb.count,
+                    "confidence": lb.confidence,
+                    "area": lb.area,
+                    "boxes": [[b.x1, b.y1, b.x2, b.y2, b.confidence] for b in lb.boxes],
+                }
                 for lb in doc.labels
             ],
             "ocr_words": [[w.text, w.confidence, *w.box] for w in doc.ocr_words],
@@ -189,10 +198,26 @@ class SqliteStore:
                    licence=excluded.licence, source=excluded.source, phash=excluded.phash,
                    ocr_text=excluded.ocr_text, has_text=excluded.has_text, body=excluded.body
                RETURNING rowid""",
-            (doc.id, doc.path, doc.width, doc.height, doc.format, doc.bytes, doc.orientation,
-             doc.taken_at.isoformat(timespec="seconds") if doc.taken_at else None, doc.title, doc.caption,
-             json.dumps(doc.tags), doc.licence, doc.source, doc.phash, doc.ocr_text, int(doc.has_text),
-             json.dumps(body), ingested),
+            (
+                doc.id,
+                doc.path,
+                doc.width,
+                doc.height,
+                doc.format,
+                doc.bytes,
+                doc.orientation,
+                doc.taken_at.isoformat(timespec="seconds") if doc.taken_at else None,
+                doc.title,
+                doc.caption,
+                json.dumps(doc.tags),
+                doc.licence,
+                doc.source,
+                doc.phash,
+                doc.ocr_text,
+                int(doc.has_text),
+                json.dumps(body),
+                ingested,
+            ),
         ).fetchone()
         rowid = int(row[0])
         for table, key in (("terms", "doc_rowid"), ("vectors", "doc_rowid"), ("fts", "rowid")):
@@ -202,8 +227,12 @@ class SqliteStore:
             terms[("colour", c.name)] = c.share
         for lb in doc.labels:
             terms[("label", lb.name.lower())] = float(lb.count)
-        for fld, value in (("format", doc.format), ("licence", doc.licence), ("orientation", doc.orientation),
-                           ("source", doc.source)):
+        for fld, value in (
+            ("format", doc.format),
+            ("licence", doc.licence),
+            ("orientation", doc.orientation),
+            ("source", doc.source),
+        ):
             if value:
                 terms[(fld, value.lower())] = None
         for tag in doc.tags:
@@ -220,8 +249,16 @@ class SqliteStore:
         label_words = " ".join(" ".join([lb.name] * max(1, min(lb.count, 5))) for lb in doc.labels)
         conn.execute(
             "INSERT INTO fts (rowid, " + ", ".join(TEXT_FIELDS) + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (rowid, doc.title, doc.caption, " ".join(doc.tags), filename_words(doc.path),
-             colour_text(doc, self.colour_min_share), label_words, doc.ocr_text),
+            (
+                rowid,
+                doc.title,
+                doc.caption,
+                " ".join(doc.tags),
+                filename_words(doc.path),
+                colour_text(doc, self.colour_min_share),
+                label_words,
+                doc.ocr_text,
+            ),
         )
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -231,8 +268,12 @@ class SqliteStore:
                 row = conn.execute("SELECT rowid FROM documents WHERE id = ?", (doc_id,)).fetchone()
                 if row is None:
                     continue
-                for table, key in (("terms", "doc_rowid"), ("vectors", "doc_rowid"), ("fts", "rowid"),
-                                   ("documents", "rowid")):
+                for table, key in (
+                    ("terms", "doc_rowid"),
+                    ("vectors", "doc_rowid"),
+                    ("fts", "rowid"),
+                    ("documents", "rowid"),
+                ):
                     conn.execute(f"DELETE FROM {table} WHERE {key} = ?", (row[0],))
                 removed += 1
             return removed
@@ -240,11 +281,15 @@ class SqliteStore:
         return int(self._write(work)) if ids else 0
 
     def _select_docs(self, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return self._conn().execute(
-            "SELECT rowid, id, path, width, height, format, bytes, orientation, taken_at, title, caption, tags, "
-            f"licence, source, phash, ocr_text, body, ingested_at FROM documents WHERE {where}",
-            list(params),
-        ).fetchall()
+        return (
+            self._conn()
+            .execute(
+                "SELECT rowid, id, path, width, height, format, bytes, orientation, taken_at, title, caption, tags, "
+                f"licence, source, phash, ocr_text, body, ingested_at FROM documents WHERE {where}",
+                list(params),
+            )
+            .fetchall()
+        )
 
     def get(self, ids: Sequence[str]) -> dict[str, Document]:
         out: dict[str, Document] = {}
@@ -268,7 +313,8 @@ class SqliteStore:
         found: set[str] = set()
         for chunk in _chunks(list(ids), 500):
             found.update(
-                r[0] for r in self._conn().execute(
+                r[0]
+                for r in self._conn().execute(
                     f"SELECT id FROM documents WHERE id IN ({', '.join('?' for _ in chunk)})", chunk
                 )
             )
@@ -365,14 +411,20 @@ class SqliteStore:
         with self._write_lock:
             conn.execute(
                 "INSERT OR REPLACE INTO impressions (query_id, ts, request, shown) VALUES (?, ?, ?, ?)",
-                (impression.query_id, impression.ts.isoformat(), json.dumps(impression.request),
-                 json.dumps(impression.shown)),
+                (
+                    impression.query_id,
+                    impression.ts.isoformat(),
+                    json.dumps(impression.request),
+                    json.dumps(impression.shown),
+                ),
             )
 
     def get_impression(self, query_id: str) -> Impression | None:
-        row = self._conn().execute(
-            "SELECT query_id, ts, request, shown FROM impressions WHERE query_id = ?", (query_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT query_id, ts, request, shown FROM impressions WHERE query_id = ?", (query_id,))
+            .fetchone()
+        )
         return _row_to_impression(row) if row else None
 
     def record_click(self, click: Click) -> None:
@@ -390,8 +442,9 @@ class SqliteStore:
         return [_row_to_impression(r) for r in rows]
 
     def clicks(self, *, limit: int | None = None) -> list[Click]:
-        rows = self._conn().execute("SELECT query_id, doc_id, position, ts FROM clicks ORDER BY id LIMIT ?",
-                                    (limit or -1,))
+        rows = self._conn().execute(
+            "SELECT query_id, doc_id, position, ts FROM clicks ORDER BY id LIMIT ?", (limit or -1,)
+        )
         return [Click(q, d, int(p), datetime.fromisoformat(ts)) for q, d, p, ts in rows]
 
     def stats(self) -> dict[str, Any]:
@@ -415,19 +468,53 @@ def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
 
 
 def _row_to_doc(row: tuple[Any, ...]) -> Document:
-    (_, doc_id, path, width, height, fmt, size, orientation, taken_at, title, caption, tags, licence, source,
-     phash, ocr_text, body_json, ingested_at) = row
+    (
+        _,
+        doc_id,
+        path,
+        width,
+        height,
+        fmt,
+        size,
+        orientation,
+        taken_at,
+        title,
+        caption,
+        tags,
+        licence,
+        source,
+        phash,
+        ocr_text,
+        body_json,
+        ingested_at,
+    ) = row
     body = json.loads(body_json or "{}")
     return Document(
-        id=doc_id, path=path, width=width, height=height, format=fmt, bytes=size, orientation=orientation,
-        taken_at=datetime.fromisoformat(taken_at) if taken_at else None, title=title or "",
-        caption=caption or "", tags=json.loads(tags or "[]"), licence=licence or "", source=source or "",
-        colours=[ColourShare(n, float(s)) for n, s in body.get("colours", [])], phash=phash,
+        id=doc_id,
+        path=path,
+        width=width,
+        height=height,
+        format=fmt,
+        bytes=size,
+        orientation=orientation,
+        taken_at=datetime.fromisoformat(taken_at) if taken_at else None,
+        title=title or "",
+        caption=caption or "",
+        tags=json.loads(tags or "[]"),
+        licence=licence or "",
+        source=source or "",
+        colours=[ColourShare(n, float(s)) for n, s in body.get("colours", [])],
+        phash=phash,
         ocr_text=ocr_text or "",
         ocr_words=[OcrWord(w[0], float(w[1]), (w[2], w[3], w[4], w[5])) for w in body.get("ocr_words", [])],
         labels=[
-            Label(lb["name"], int(lb["count"]), float(lb["confidence"]), float(lb.get("area", 0.0)),
-                  [Box(*b) for b in lb.get("boxes", [])])
+            Label(
+                lb["name"],
+                int(lb["count"]),
+                float(lb["confidence"]),
+                float(lb.get("area", 0.0)),
+                [Box(*b) for b in lb.get("boxes", [])],
+            )
             for lb in body.get("labels", [])
         ],
         enrichments=dict(body.get("enrichments", {})),

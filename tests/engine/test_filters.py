@@ -57,8 +57,9 @@ def test_bad_filters_say_what_is_wrong(expr: str, needle: str) -> None:
 
 
 def test_mapping_form() -> None:
-    filters = parse_filters({"colour": ["red", "blue"], "width": {"gte": 10, "lt": 20}, "has_text": True,
-                             "label_count.dog": {"gte": 1}})
+    filters = parse_filters(
+        {"colour": ["red", "blue"], "width": {"gte": 10, "lt": 20}, "has_text": True, "label_count.dog": {"gte": 1}}
+    )
     assert filters == [
         TermFilter("colour", ("red", "blue")),
         RangeFilter("width", "gte", 10.0),

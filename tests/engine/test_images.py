@@ -18,6 +18,7 @@ LIMIT = 80_000_000
 
 def png_bomb(width: int, height: int) -> bytes:
     """A valid greyscale PNG of width x height zeros: tiny on disk, huge decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

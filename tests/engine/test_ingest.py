@@ -113,9 +113,11 @@ def test_collect_expands_folders_and_globs(tmp_path: Path) -> None:
 def test_manifest_fields_are_searchable(engine: Engine, tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 2)
     manifest = tmp_path / "m.csv"
-    manifest.write_text("path,title,caption,tags,license,source\n"
-                        "imgs/img_000.png,Sunset,over the harbour,boats;evening,CC-BY,me\n"
-                        "imgs/img_000.png,,with gulls,birds,,\n")
+    manifest.write_text(
+        "path,title,caption,tags,license,source\n"
+        "imgs/img_000.png,Sunset,over the harbour,boats;evening,CC-BY,me\n"
+        "imgs/img_000.png,,with gulls,birds,,\n"
+    )
     ingest_paths(engine, [tmp_path / "imgs"], manifest=Manifest.load(manifest))
     hits = engine.store.search_text("gulls harbour", [], 5)
     doc = engine.store.get([hits[0].id])[hits[0].id]

@@ -49,7 +49,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, P
         for r in rows:
             if r["image"] in images:
                 writer.writerow([str(DATA / "flickr8k-1k" / "images" / r["image"]), r["caption"]])
-    imagenette = [p for wnid in ("n03888257", "n03417042") for p in sorted((DATA / "imagenette-val" / wnid).glob("*"))[:25]]
+    imagenette = [
+        p for wnid in ("n03888257", "n03417042") for p in sorted((DATA / "imagenette-val" / wnid).glob("*"))[:25]
+    ]
     settings = Settings(data_dir=tmp / "data")
     engine = Engine.open(settings)
     inputs = [shapes, DATA / "samples", *imagenette, *(DATA / "flickr8k-1k" / "images" / i for i in images)]
@@ -64,22 +66,37 @@ def passes(doc: Document, f: Filter, min_share: float) -> bool:
     if isinstance(f, TermFilter):
         values = {
             "colour": {c.name for c in doc.colours if c.share >= min_share},
-            "label": {lb.name for lb in doc.labels}, "format": {doc.format}, "licence": {doc.licence.lower()},
-            "orientation": {doc.orientation}, "tag": {t.lower() for t in doc.tags}, "source": {doc.source.lower()},
+            "label": {lb.name for lb in doc.labels},
+            "format": {doc.format},
+            "licence": {doc.licence.lower()},
+            "orientation": {doc.orientation},
+            "tag": {t.lower() for t in doc.tags},
+            "source": {doc.source.lower()},
         }[f.field]
         return bool(values & set(f.values)) != f.negate
     if isinstance(f, RangeFilter):
         if f.key is not None:
-            table = {lb.name: float(lb.count) for lb in doc.labels} if f.field == "label_count" else \
-                {c.name: c.share for c in doc.colours}
+            table = (
+                {lb.name: float(lb.count) for lb in doc.labels}
+                if f.field == "label_count"
+                else {c.name: c.share for c in doc.colours}
+            )
             value: object = table.get(f.key, 0.0)
         else:
-            value = {"width": doc.width, "height": doc.height, "bytes": doc.bytes,
-                     "date": doc.taken_at.isoformat() if doc.taken_at else None}[f.field]
+            value = {
+                "width": doc.width,
+                "height": doc.height,
+                "bytes": doc.bytes,
+                "date": doc.taken_at.isoformat() if doc.taken_at else None,
+            }[f.field]
         if value is None:
             return False
-        ops = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b,
-               "lt": lambda a, b: a < b}
+        ops = {
+            "gte": lambda a, b: a >= b,
+            "gt": lambda a, b: a > b,
+            "lte": lambda a, b: a <= b,
+            "lt": lambda a, b: a < b,
+        }
         return bool(ops[f.op](value, f.value))
     assert isinstance(f, BoolFilter)
     return doc.has_text == f.value
@@ -105,8 +122,9 @@ def test_colour_query_and_filter(corpus: tuple[Engine, Path]) -> None:
     engine, _ = corpus
     red = run_search(engine, SearchRequest(text="red", k=2))
     assert {Path(h.document.path or "").name for h in red.hits} == {"red_wide.png", "red_tall.png"}
-    blue_wide = run_search(engine, SearchRequest(filters=parse_filters(["colour=blue", "orientation=landscape"]),
-                                                 k=100))
+    blue_wide = run_search(
+        engine, SearchRequest(filters=parse_filters(["colour=blue", "orientation=landscape"]), k=100)
+    )
     names = {Path(h.document.path or "").name for h in blue_wide.hits}
     assert "blue_wide.png" in names and "blue_tall.png" not in names
     assert blue_wide.total == len(blue_wide.hits)
@@ -128,9 +146,17 @@ def test_similar_image_finds_near_duplicate_and_class_mates(corpus: tuple[Engine
 
 
 FILTER_CASES = [
-    ["colour=blue"], ["colour=red,green"], ["colour!=grey"], ["orientation=portrait"], ["format=png"],
-    ["width>=300"], ["height<200", "colour=white"], ["colour_share.blue>=0.3"], ["bytes>50000"],
-    ["has_text=false"], ["source!=x", "width<=500"],
+    ["colour=blue"],
+    ["colour=red,green"],
+    ["colour!=grey"],
+    ["orientation=portrait"],
+    ["format=png"],
+    ["width>=300"],
+    ["height<200", "colour=white"],
+    ["colour_share.blue>=0.3"],
+    ["bytes>50000"],
+    ["has_text=false"],
+    ["source!=x", "width<=500"],
 ]
 
 
@@ -163,8 +189,9 @@ def test_facet_counts_equal_direct_counts(corpus: tuple[Engine, Path], exprs: li
     filters = parse_filters(exprs)
     min_share = engine.settings.search.colour_min_share
     docs = [d for d in all_docs(engine) if all(passes(d, f, min_share) for f in filters)]
-    response = run_search(engine, SearchRequest(filters=filters, facets=parse_facets(["colour", "orientation",
-                                                                                     "format", "has_text"])))
+    response = run_search(
+        engine, SearchRequest(filters=filters, facets=parse_facets(["colour", "orientation", "format", "has_text"]))
+    )
     colour: dict[str, int] = {}
     for d in docs:
         for c in d.colours:

@@ -57,18 +57,19 @@ def test_exact_index_equals_numpy(tmp_path: Path, data: tuple[np.ndarray, np.nda
 
 
 @pytest.mark.parametrize("factory", ["IVF{nlist},Flat", "HNSW32"])
-def test_ann_recall_against_exact(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
-                                  factory: str) -> None:
+def test_ann_recall_against_exact(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]], factory: str) -> None:
     x, q, ids = data
     index = build(tmp_path, data, exact_threshold=1000, factory=factory, nprobe=16)
     assert index.kind in ("ivf", "hnsw")
     assert recall(index.search(q, 10), exact(x, q, ids, 10)) >= 0.9
 
 
-@pytest.mark.parametrize(("factory", "fraction"), [("Flat", 0.3), ("IVF{nlist},Flat", 0.01),
-                                                   ("IVF{nlist},Flat", 0.5), ("HNSW32", 0.5)])
-def test_filters_always_hold(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]], factory: str,
-                             fraction: float) -> None:
+@pytest.mark.parametrize(
+    ("factory", "fraction"), [("Flat", 0.3), ("IVF{nlist},Flat", 0.01), ("IVF{nlist},Flat", 0.5), ("HNSW32", 0.5)]
+)
+def test_filters_always_hold(
+    tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]], factory: str, fraction: float
+) -> None:
     x, q, ids = data
     threshold = 10**9 if factory == "Flat" else 1000
     index = build(tmp_path, data, exact_threshold=threshold, factory=factory, nprobe=16, exact_filter_max=100)
@@ -81,11 +82,12 @@ def test_filters_always_hold(tmp_path: Path, data: tuple[np.ndarray, np.ndarray,
 
 
 def test_remove_replace_and_persist(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]]) -> None:
-    x, q, ids = data
+    x, _, ids = data
     for factory in ("IVF{nlist},Flat", "HNSW32", "Flat"):
         directory = tmp_path / factory.replace("{nlist}", "n").replace(",", "_")
-        index = VectorIndex("f", 48, directory=directory, exact_threshold=1000 if factory != "Flat" else 10**9,
-                            factory=factory)
+        index = VectorIndex(
+            "f", 48, directory=directory, exact_threshold=1000 if factory != "Flat" else 10**9, factory=factory
+        )
         index.add(ids, x)
         assert index.remove(ids[:5]) == 5
         assert index.remove(ids[:5]) == 0

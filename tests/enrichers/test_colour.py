@@ -19,9 +19,18 @@ def solid(rgb: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Decode
 @pytest.mark.parametrize(
     ("rgb", "name"),
     [
-        ((220, 30, 30), "red"), ((245, 140, 20), "orange"), ((245, 225, 40), "yellow"), ((40, 170, 60), "green"),
-        ((40, 210, 220), "cyan"), ((30, 70, 210), "blue"), ((130, 50, 180), "purple"), ((245, 150, 190), "pink"),
-        ((120, 70, 30), "brown"), ((10, 10, 10), "black"), ((128, 128, 128), "grey"), ((250, 250, 250), "white"),
+        ((220, 30, 30), "red"),
+        ((245, 140, 20), "orange"),
+        ((245, 225, 40), "yellow"),
+        ((40, 170, 60), "green"),
+        ((40, 210, 220), "cyan"),
+        ((30, 70, 210), "blue"),
+        ((130, 50, 180), "purple"),
+        ((245, 150, 190), "pink"),
+        ((120, 70, 30), "brown"),
+        ((10, 10, 10), "black"),
+        ((128, 128, 128), "grey"),
+        ((250, 250, 250), "white"),
     ],
 )
 def test_solid_colour_is_named(rgb: tuple[int, int, int], name: str) -> None:

@@ -28,22 +28,48 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentSt
 
 
 def doc(caption: str = "", **kw: object) -> Document:
-    base: dict[str, object] = dict(id=secrets.token_hex(16), path=f"/img/{secrets.token_hex(4)}.jpg", width=100,
-                                   height=50, format="jpeg", bytes=1000, orientation="landscape", caption=caption)
+    base: dict[str, object] = dict(
+        id=secrets.token_hex(16),
+        path=f"/img/{secrets.token_hex(4)}.jpg",
+        width=100,
+        height=50,
+        format="jpeg",
+        bytes=1000,
+        orientation="landscape",
+        caption=caption,
+    )
     base.update(kw)
     return Document(**base)  # type: ignore[arg-type]
 
 
 def corpus() -> list[Document]:
     return [
-        doc("a red car on a street", colours=[ColourShare("red", 0.6), ColourShare("grey", 0.4)],
-            labels=[Label("car", 1, 0.9), Label("person", 2, 0.8)], width=800, licence="CC-BY",
-            taken_at=datetime(2020, 5, 1), vectors={"colour": np.eye(4, dtype=np.float32)[0]}),
-        doc("a blue boat on the sea", colours=[ColourShare("blue", 0.9), ColourShare("red", 0.02)],
-            labels=[Label("boat", 1, 0.7)], width=300, orientation="portrait", tags=["sea", "Holiday"],
-            taken_at=datetime(2022, 1, 1), vectors={"colour": np.eye(4, dtype=np.float32)[1]}),
-        doc("three people and a dog", colours=[ColourShare("green", 0.5), ColourShare("red", 0.2)],
-            labels=[Label("person", 3, 0.95), Label("dog", 1, 0.6)], ocr_text="HELLO WORLD", format="png"),
+        doc(
+            "a red car on a street",
+            colours=[ColourShare("red", 0.6), ColourShare("grey", 0.4)],
+            labels=[Label("car", 1, 0.9), Label("person", 2, 0.8)],
+            width=800,
+            licence="CC-BY",
+            taken_at=datetime(2020, 5, 1),
+            vectors={"colour": np.eye(4, dtype=np.float32)[0]},
+        ),
+        doc(
+            "a blue boat on the sea",
+            colours=[ColourShare("blue", 0.9), ColourShare("red", 0.02)],
+            labels=[Label("boat", 1, 0.7)],
+            width=300,
+            orientation="portrait",
+            tags=["sea", "Holiday"],
+            taken_at=datetime(2022, 1, 1),
+            vectors={"colour": np.eye(4, dtype=np.float32)[1]},
+        ),
+        doc(
+            "three people and a dog",
+            colours=[ColourShare("green", 0.5), ColourShare("red", 0.2)],
+            labels=[Label("person", 3, 0.95), Label("dog", 1, 0.6)],
+            ocr_text="HELLO WORLD",
+            format="png",
+        ),
         doc("an empty grey room", colours=[ColourShare("grey", 1.0)], licence="cc-by"),
     ]
 
@@ -82,7 +108,7 @@ def test_upsert_replaces_same_id(store: DocumentStore) -> None:
 def test_text_search_filters_and_order(store: DocumentStore) -> None:
     docs = corpus()
     store.upsert(docs)
-    assert [h.id for h in store.search_text("red car", [], 10)][0] == docs[0].id
+    assert store.search_text("red car", [], 10)[0].id == docs[0].id
     assert [h.id for h in store.search_text("people", [], 10)] == [docs[2].id]  # stemmed: people/person labels
     assert [h.id for h in store.search_text("dogs", [], 10)] == [docs[2].id]
     assert [h.id for h in store.search_text("hello", [], 10)] == [docs[2].id]  # OCR text is searchable

@@ -37,10 +37,20 @@ def _bm25_reference(docs: list[str], query: list[str], weight: float, k1: float 
 @pytest.mark.parametrize("weight", [1.0, 2.5])
 def test_bm25_matches_a_plain_python_reference(tmp_path: Path, weight: float) -> None:
     store = SqliteStore(tmp_path / "s.sqlite3", text_weights={"caption": weight})
-    captions = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "apple", "elder fig grape",
-                "banana banana banana banana banana split", "kiwi lemon mango", "apple cherry"]
-    docs = [Document(id=secrets.token_hex(16), path=None, width=1, height=1, format="png", bytes=1, caption=c)
-            for c in captions]
+    captions = [
+        "apple banana apple",
+        "banana cherry",
+        "cherry cherry cherry date",
+        "apple",
+        "elder fig grape",
+        "banana banana banana banana banana split",
+        "kiwi lemon mango",
+        "apple cherry",
+    ]
+    docs = [
+        Document(id=secrets.token_hex(16), path=None, width=1, height=1, format="png", bytes=1, caption=c)
+        for c in captions
+    ]
     store.upsert(docs)
     for query in (["apple"], ["cherry"], ["apple", "cherry"], ["banana", "kiwi"]):
         ref = _bm25_reference(captions, query, weight)

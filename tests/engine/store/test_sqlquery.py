@@ -10,8 +10,21 @@ from engine.filters import parse_filters
 from engine.store import sqlquery
 
 HOSTILE = [
-    'title:secret', 'a OR b', 'NEAR(a b)', '"unbalanced', "x*", "-minus", "a AND NOT b", "col : val",
-    "^start", "{title caption}: x", "'; DROP TABLE documents; --", "(((", "naïve café", "AND", "\x00null",
+    "title:secret",
+    "a OR b",
+    "NEAR(a b)",
+    '"unbalanced',
+    "x*",
+    "-minus",
+    "a AND NOT b",
+    "col : val",
+    "^start",
+    "{title caption}: x",
+    "'; DROP TABLE documents; --",
+    "(((",
+    "naïve café",
+    "AND",
+    "\x00null",
 ]
 
 
