@@ -168,6 +168,35 @@ class Engine:
         return removed
 
     # -- reads -------------------------------------------------------------------------------
+    def similar(
+        self,
+        vectors: dict[str, Any],
+        phash: str | None,
+        *,
+        k: int,
+        allowed: set[str] | None,
+        exclude: str | None = None,
+    ) -> dict[str, list[tuple[str, float]]]:
+        """Per-leg neighbours of a query image: one leg per vector field it has, plus `phash`.
+
+        Each leg is best first, at most `k` long, limited to `allowed` when given, without `exclude`.
+        """
+        legs: dict[str, list[tuple[str, float]]] = {}
+        extra = 1 if exclude else 0
+        with self._lock:
+            for name, vec in sorted(vectors.items()):
+                index = self.indexes.get(name)
+                if index is None or index.dim != vec.shape[0] or index.ntotal == 0:
+                    continue
+                found = index.search(vec[None, :], k + extra, allowed=allowed)[0]
+                legs[name] = [(i, score) for i, score in found if i != exclude][:k]
+            if phash:
+                near = self.hashes.search(
+                    int(phash, 16), max_distance=self.settings.search.phash_max_distance, k=k + extra, allowed=allowed
+                )
+                legs["phash"] = [(i, float(d)) for i, d in near if i != exclude][:k]
+        return legs
+
     def get(self, doc_id: str) -> Document:
         doc = self.store.get([doc_id]).get(doc_id)
         if doc is None:

@@ -135,19 +135,9 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
         legs["text"] = [LegHit(h.id, h.score) for h in engine.store.search_text(text, request.filters, depth)]
     if has_image:
         vectors, phash, exclude = _query_image(engine, request)
-        allowed: set[str] | None = set(engine.store.filter_ids(request.filters)) if request.filters else None
-        with engine._lock:
-            for name, vec in sorted(vectors.items()):
-                index = engine.indexes.get(name)
-                if index is None or index.dim != vec.shape[0] or index.ntotal == 0:
-                    continue
-                found = index.search(vec[None, :], depth + 1, allowed=allowed)[0]
-                legs[name] = [LegHit(i, score) for i, score in found if i != exclude][:depth]
-            if phash:
-                near = engine.hashes.search(
-                    int(phash, 16), max_distance=s.phash_max_distance, k=depth + 1, allowed=allowed
-                )
-                legs["phash"] = [LegHit(i, float(d)) for i, d in near if i != exclude][:depth]
+        allowed = set(engine.store.filter_ids(request.filters)) if request.filters else None
+        for name, found in engine.similar(vectors, phash, k=depth, allowed=allowed, exclude=exclude).items():
+            legs[name] = [LegHit(i, score) for i, score in found]
 
     if legs:
         fused = rrf(legs, k=s.rrf_k, weights=s.leg_weights)
