@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import __version__
+from engine.documents import content_id
 from engine.engine import Engine
 from engine.errors import BadRequest, ImageError, ImgSearchError, InvalidQuery, NotFound, PayloadTooLarge
 from engine.filters import parse_facets, parse_filters
@@ -46,7 +47,7 @@ def error_response(exc: ImgSearchError) -> JSONResponse:
 def _int(raw: Any, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
-    if isinstance(raw, bool):
+    if isinstance(raw, bool | float):
         raise InvalidQuery(f"{name} must be an integer, got {raw!r}")
     try:
         return int(raw)
@@ -173,23 +174,19 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise BadRequest("upload images as multipart/form-data, one or more 'file' fields")
         form = await _form(request, limit)
-        sources: list[Source] = []
-        for _key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                path = await call(_save_upload, settings, value.filename or "upload", data)
-                sources.append(Source(path=path, data=data))
-        if not sources:
+        uploads = [(value.filename or "upload", await value.read()) for _k, value in _files(form)]
+        if not uploads:
             raise BadRequest("no file in the upload; send one or more 'file' fields")
-        report = await call(ingest_sources, eng(), sources, total=len(sources))
-        names = {src.path: f.filename for src, (_k, f) in zip(sources, _files(form), strict=True)}
-        for failure in report.failed:
-            await call(_discard_upload, failure.path)
+        sources = await call(_stage_uploads, eng(), uploads)
+        try:
+            report = await call(ingest_sources, eng(), sources, total=len(sources))
+        finally:
+            await call(_discard_unindexed, eng(), sources)
         if len(report.failed) == len(sources):
-            reasons = "; ".join(f"{names.get(f.path) or 'upload'}: {f.reason}" for f in report.failed)
+            reasons = "; ".join(f"{f.path}: {f.reason}" for f in report.failed)
             raise ImageError(f"no image could be ingested: {reasons}")
         body = report.to_dict()
-        body["failed"] = [{"file": names.get(f.path), "reason": f.reason} for f in report.failed]
+        body["failed"] = [{"file": f.path, "reason": f.reason} for f in report.failed]
         body["ids"] = report.ids
         return JSONResponse(body, status_code=201 if report.added or report.replaced else 200)
 
@@ -263,10 +260,21 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
             status_code=500,
         )
 
+    def closing(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        """Close the request (and so any uploaded temp files of its form) however the handler ends."""
+
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            finally:
+                await request.close()
+
+        return wrapper
+
     routes = [
         Route("/search", search_get, methods=["GET"]),
-        Route("/search", search_post, methods=["POST"]),
-        Route("/images", images_post, methods=["POST"]),
+        Route("/search", closing(search_post), methods=["POST"]),
+        Route("/images", closing(images_post), methods=["POST"]),
         Route("/images/{id}", image_get, methods=["GET"]),
         Route("/images/{id}", image_delete, methods=["DELETE"]),
         Route("/images/{id}/thumbnail", image_thumbnail, methods=["GET"]),
@@ -275,7 +283,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
         Route("/stats", stats, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    handlers: dict[Any, Callable[..., Any]] = {Exception: on_error, HTTPException: on_error}
+    # ImgSearchError and HTTPException are answered by the exception middleware; `Exception` goes to the
+    # outermost error middleware, which re-raises after answering, so it only sees genuine 500s.
+    handlers: dict[Any, Callable[..., Any]] = {ImgSearchError: on_error, HTTPException: on_error, Exception: on_error}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
@@ -303,25 +313,37 @@ def record_click(engine: Engine, payload: dict[str, Any]) -> Click:
     return click
 
 
-def _save_upload(settings: Settings, filename: str, data: bytes) -> str:
-    """Keep the uploaded original (thumbnails and re-enrichment need it); returns its path."""
-    from engine.documents import content_id
-
-    suffix = "".join(c for c in (filename.rsplit(".", 1)[-1] if "." in filename else "bin") if c.isalnum())[:8]
-    settings.upload_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.upload_dir / f"{content_id(data)}.{suffix.lower() or 'bin'}"
-    if not path.exists():
-        path.write_bytes(data)
-    return str(path.resolve())
-
-
 def _files(form: Any) -> list[tuple[str, UploadFile]]:
     return [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
 
 
-def _discard_upload(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
+def _stage_uploads(engine: Engine, uploads: list[tuple[str, bytes]]) -> list[Source]:
+    """Keep each new upload's original under upload_dir (thumbnails and re-enrichment need it).
+
+    Bytes that are already indexed are not stored again: they ingest as unchanged.
+    """
+    known = engine.store.existing([content_id(data) for _, data in uploads])
+    sources = []
+    for filename, data in uploads:
+        doc_id = content_id(data)
+        if doc_id in known:
+            sources.append(Source(path=None, data=data, name=filename))
+            continue
+        suffix = "".join(c for c in (filename.rsplit(".", 1)[-1] if "." in filename else "") if c.isalnum())[:8]
+        engine.settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        path = engine.settings.upload_dir / f"{doc_id}.{suffix.lower() or 'bin'}"
+        if not path.exists():
+            path.write_bytes(data)
+        sources.append(Source(path=str(path.resolve()), data=data, name=filename))
+    return sources
+
+
+def _discard_unindexed(engine: Engine, sources: list[Source]) -> None:
+    """Remove stored upload files whose image did not make it into the index."""
+    staged = {content_id(s.data): s.path for s in sources if s.path and s.data is not None}
+    for doc_id in set(staged) - engine.store.existing(list(staged)):
+        with contextlib.suppress(OSError):
+            os.remove(staged[doc_id])
 
 
 def _thumbnail(engine: Engine, doc_id: str) -> bytes:

@@ -133,10 +133,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    data_dir_help = "index location (default: $IMGSEARCH_DATA_DIR or ./.imgsearch)"
+    parser = argparse.ArgumentParser(prog="imgsearch", description="Hybrid multimodal image search.")
+    parser.add_argument("--data-dir", help=data_dir_help)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    # The same options after the subcommand; SUPPRESS keeps a value given before it from being reset.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="index location (default: $IMGSEARCH_DATA_DIR or ./.imgsearch)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser = argparse.ArgumentParser(prog="imgsearch", description="Hybrid multimodal image search.", parents=[common])
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help=data_dir_help)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", parents=[common], help="index image files, folders and globs")

@@ -75,11 +75,15 @@ class IngestReport:
 
 @dataclass(slots=True)
 class Source:
-    """One image to ingest: bytes from a path (read lazily) or from an upload."""
+    """One image to ingest: bytes from a path (read lazily) or from an upload.
+
+    `name` is what failures are reported under (an upload's file name); it defaults to the path.
+    """
 
     path: str | None
     data: bytes | None = None
     entry: ManifestEntry | None = None
+    name: str | None = None
 
 
 def collect(inputs: Sequence[str | Path]) -> tuple[list[Path], list[IngestFailure]]:
@@ -230,7 +234,7 @@ def _ingest_batch(
     on_failure: Callable[[IngestFailure], None] | None,
 ) -> None:
     def fail(source: Source, reason: str) -> None:
-        failure = IngestFailure(source.path or "<upload>", reason)
+        failure = IngestFailure(source.name or source.path or "<upload>", reason)
         report.failed.append(failure)
         log.warning("skipped %s: %s", failure.path, reason)
         if on_failure:
@@ -247,13 +251,15 @@ def _ingest_batch(
             pending.append((source, data, content_id(data)))
     known = engine.store.existing([doc_id for _, _, doc_id in pending])
     fresh: list[tuple[Source, bytes, str]] = []
-    in_batch: set[str] = set()
+    copies: dict[str, list[Source]] = {}  # later copies of bytes first seen in this batch
     for source, data, doc_id in pending:
-        if doc_id in known or doc_id in in_batch:
+        if doc_id in known:
             report.unchanged += 1
             report.ids.append(doc_id)
+        elif doc_id in copies:
+            copies[doc_id].append(source)
         else:
-            in_batch.add(doc_id)
+            copies[doc_id] = []
             fresh.append((source, data, doc_id))
 
     def build(item: tuple[Source, bytes, str]) -> Document | str:
@@ -273,7 +279,11 @@ def _ingest_batch(
     for (source, _, doc_id), result in zip(fresh, pool.map(build, fresh), strict=True):
         if isinstance(result, str):
             fail(source, result)
+            for copy in copies[doc_id]:  # the same bytes fail the same way
+                fail(copy, result)
             continue
+        report.unchanged += len(copies[doc_id])
+        report.ids.extend(doc_id for _ in copies[doc_id])
         old = [i for i in engine.store.ids_for_path(source.path) if i != doc_id] if source.path else []
         replaced.extend(old)
         report.replaced += bool(old)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ import jsonschema
 import pytest
 from PIL import Image
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from engine import __version__
 from engine.api import create_app
@@ -27,12 +28,6 @@ from engine.engine import Engine
 from engine.openapi import openapi_spec
 from engine.settings import Settings
 from tests.conftest import image_bytes, noise_image
-
-with warnings.catch_warnings():
-    # Starlette 1.x warns at import when the test client runs on `httpx` rather than `httpx2`; the
-    # project's test extra installs httpx, so this one import-time notice is expected.
-    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`", category=UserWarning)
-    from starlette.testclient import TestClient
 
 # (name, rgb, size, format): three red, two blue, one green solid; orientation and format vary on purpose.
 SOLIDS: list[tuple[str, tuple[int, int, int], tuple[int, int], str]] = [
@@ -152,8 +147,10 @@ def test_reupload_of_same_bytes_is_200_unchanged(client: TestClient, corpus: Cor
 
 def test_batch_with_one_bad_file_indexes_the_good_one(client: TestClient, settings: Settings) -> None:
     good = image_bytes(noise_image(11))
-    files = [("file", ("notes.jpg", b"this is a text file, not a JPEG\n", "image/jpeg")),
-             ("file", ("good.png", good, "image/png"))]
+    files = [
+        ("file", ("notes.jpg", b"this is a text file, not a JPEG\n", "image/jpeg")),
+        ("file", ("good.png", good, "image/png")),
+    ]
     response = client.post("/images", files=files)
     assert response.status_code == 201
     body = response.json()
@@ -175,6 +172,52 @@ def test_text_file_named_jpg_is_refused_and_nothing_is_kept(client: TestClient, 
     assert list(settings.upload_dir.iterdir()) == []
 
 
+def test_identical_bad_uploads_are_each_reported_by_name(client: TestClient, settings: Settings) -> None:
+    junk = b"not an image at all\n" * 5
+    files = [
+        ("file", ("first.jpg", junk, "image/jpeg")),
+        ("file", ("second.jpg", junk, "image/jpeg")),
+        ("file", ("fine.png", image_bytes(noise_image(12)), "image/png")),
+    ]
+    body = client.post("/images", files=files).json()
+    assert sorted(f["file"] for f in body["failed"]) == ["first.jpg", "second.jpg"]
+    assert len(list(settings.upload_dir.iterdir())) == 1
+
+
+def test_upload_of_already_indexed_bytes_keeps_no_second_copy(
+    client: TestClient, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from engine.ingest import ingest_paths
+
+    data = image_bytes(noise_image(13))
+    (tmp_path / "on_disk.png").write_bytes(data)
+    ingest_paths(engine, [tmp_path / "on_disk.png"])
+    response = client.post("/images", files=[("file", ("copy.png", data, "image/png"))])
+    assert response.status_code == 200 and response.json()["unchanged"] == 1
+    assert not settings.upload_dir.exists() or list(settings.upload_dir.iterdir()) == []
+    assert engine.get(content_id(data)).path == str((tmp_path / "on_disk.png").resolve())
+
+
+def test_uploaded_files_are_closed(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every spooled upload is closed once its request is answered (else: ResourceWarning, leaked fds)."""
+    made: list[UploadFile] = []
+    original = UploadFile.__init__
+
+    def spy(self: UploadFile, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(UploadFile, "__init__", spy)
+    files = {"a": image_bytes(noise_image(31)), "b": image_bytes(noise_image(32))}
+    # This test is about closing only, so it does not let the client re-raise what the app lets escape.
+    with TestClient(create_app(settings, engine=engine), raise_server_exceptions=False) as client:
+        assert client.post("/images", files=multipart(files)).status_code == 201
+        assert client.post("/search", files={"image": ("q.png", files["a"], "image/png")}).status_code == 200
+        assert client.post("/images", files=multipart({"bad": b"not an image"})).status_code == 400
+    assert [u.filename for u in made] == ["a.png", "b.png", "q.png", "bad.png"]
+    assert [u.filename for u in made if not u.file.closed] == []
+
+
 def test_lifespan_opens_and_closes_its_own_engine(settings: Settings) -> None:
     data = image_bytes(noise_image(21))
     with TestClient(create_app(settings)) as own:
@@ -190,12 +233,21 @@ def test_lifespan_opens_and_closes_its_own_engine(settings: Settings) -> None:
 
 
 def test_get_search_text_with_filter_and_facets(client: TestClient, corpus: Corpus) -> None:
-    body = search_ok(client.get("/search", params=[("q", "red"), ("filter", "colour=red"), ("facet", "colour"),
-                                                   ("facet", "orientation"), ("facet", "format")]))
+    params = [
+        ("q", "red"),
+        ("filter", "colour=red"),
+        ("facet", "colour"),
+        ("facet", "orientation"),
+        ("facet", "format"),
+    ]
+    body = search_ok(client.get("/search", params=params))
     assert set(hit_ids(body)) == corpus.named("red-")
     assert body["total"] == 3 and body["total_relation"] == "eq"
-    assert body["facets"] == {"colour": {"red": 3}, "orientation": {"landscape": 2, "portrait": 1},
-                              "format": {"png": 3}}
+    assert body["facets"] == {
+        "colour": {"red": 3},
+        "orientation": {"landscape": 2, "portrait": 1},
+        "format": {"png": 3},
+    }
     assert body["legs"] == {"text": 3}
     assert len(body["query_id"]) == 32
     scores = [hit["score"] for hit in body["hits"]]
@@ -219,17 +271,30 @@ def test_get_search_facets_without_query_count_the_whole_corpus(client: TestClie
     assert all(hit["signals"] == {} for hit in body["hits"])
 
 
-@pytest.mark.parametrize(("filters", "expected"), [
-    (["colour=red"], "red-"),
-    (["orientation=portrait,square"], {"red-3", "blue-2"}),
-    (["colour=red", "width>=60"], {"red-1", "red-2"}),
-    (["orientation=portrait"], {"red-3"}),
-    (["format=jpeg"], {"green-1"}),
-    (["color=blue", "orientation!=landscape"], {"blue-2"}),
-    (["has_text=true"], set()),
-])
-def test_get_search_filters_are_applied(client: TestClient, corpus: Corpus, filters: list[str],
-                                        expected: str | set[str]) -> None:
+def test_facets_count_only_the_text_matches(client: TestClient, corpus: Corpus) -> None:
+    # `blue` matches the two blue solids and the four noise images (each about 15-25% blue), not red or green.
+    body = search_ok(client.get("/search", params={"q": "blue", "facet": ["format", "colour"], "k": "100"}))
+    assert set(hit_ids(body)) == corpus.named("blue-") | corpus.named("noise-")
+    assert body["facets"]["format"] == {"png": 6}
+    assert body["facets"]["colour"]["blue"] == 6
+    assert "red" not in body["facets"]["colour"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (["colour=red"], "red-"),
+        (["orientation=portrait,square"], {"red-3", "blue-2"}),
+        (["colour=red", "width>=60"], {"red-1", "red-2"}),
+        (["orientation=portrait"], {"red-3"}),
+        (["format=jpeg"], {"green-1"}),
+        (["color=blue", "orientation!=landscape"], {"blue-2"}),
+        (["has_text=true"], set()),
+    ],
+)
+def test_get_search_filters_are_applied(
+    client: TestClient, corpus: Corpus, filters: list[str], expected: str | set[str]
+) -> None:
     want = corpus.named(expected) if isinstance(expected, str) else {corpus.ids[name] for name in expected}
     body = search_ok(client.get("/search", params=[("filter", f) for f in filters] + [("k", "100")]))
     assert set(hit_ids(body)) == want
@@ -237,30 +302,43 @@ def test_get_search_filters_are_applied(client: TestClient, corpus: Corpus, filt
 
 
 def test_post_search_json_with_filter_list(client: TestClient, corpus: Corpus) -> None:
-    body = search_ok(client.post("/search", json={
-        "q": "red", "filters": ["colour=red", "orientation=landscape"], "facets": ["orientation"], "k": 5,
-    }))
+    body = search_ok(
+        client.post(
+            "/search",
+            json={
+                "q": "red",
+                "filters": ["colour=red", "orientation=landscape"],
+                "facets": ["orientation"],
+                "k": 5,
+            },
+        )
+    )
     assert set(hit_ids(body)) == {corpus.ids["red-1"], corpus.ids["red-2"]}
     assert body["facets"] == {"orientation": {"landscape": 2}}
 
 
-@pytest.mark.parametrize(("filters", "expected"), [
-    ({"colour": ["red"], "width": {"gte": 60}}, {"red-1", "red-2"}),
-    ({"colour": "blue", "orientation": "square"}, {"blue-2"}),
-    ({"height": {"gt": 48, "lte": 60}, "format": ["png"]}, {"red-2", "red-3", "blue-2"}),
-    ({"colour_share.blue": {"gte": 0.9}}, {"blue-1", "blue-2"}),
-    ({"has_text": False, "colour": ["green"], "format": "jpeg"}, {"green-1"}),
-])
-def test_post_search_json_with_filter_mapping(client: TestClient, corpus: Corpus, filters: dict[str, Any],
-                                              expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"colour": ["red"], "width": {"gte": 60}}, {"red-1", "red-2"}),
+        ({"colour": "blue", "orientation": "square"}, {"blue-2"}),
+        ({"height": {"gt": 48, "lte": 60}, "format": ["png"]}, {"red-2", "red-3", "blue-2"}),
+        ({"colour_share.blue": {"gte": 0.9}}, {"blue-1", "blue-2"}),
+        ({"has_text": False, "colour": ["green"], "format": "jpeg"}, {"green-1"}),
+    ],
+)
+def test_post_search_json_with_filter_mapping(
+    client: TestClient, corpus: Corpus, filters: dict[str, Any], expected: set[str]
+) -> None:
     body = search_ok(client.post("/search", json={"filters": filters, "k": 100}))
     assert set(hit_ids(body)) == {corpus.ids[name] for name in expected}
 
 
 def test_post_search_multipart_image_is_reverse_search(client: TestClient, corpus: Corpus) -> None:
     query = corpus.data["noise-3"]
-    response = client.post("/search", files={"image": ("query.png", query, "image/png")},
-                           data={"k": "5", "facet": "format"})
+    response = client.post(
+        "/search", files={"image": ("query.png", query, "image/png")}, data={"k": "5", "facet": "format"}
+    )
     body = search_ok(response)
     first = body["hits"][0]
     assert first["id"] == corpus.ids["noise-3"]
@@ -274,8 +352,13 @@ def test_post_search_multipart_image_is_reverse_search(client: TestClient, corpu
 
 
 def test_post_search_multipart_image_with_filter(client: TestClient, corpus: Corpus) -> None:
-    body = search_ok(client.post("/search", files={"image": ("q.png", corpus.data["noise-3"], "image/png")},
-                                 data={"filter": "colour=red", "k": "50"}))
+    body = search_ok(
+        client.post(
+            "/search",
+            files={"image": ("q.png", corpus.data["noise-3"], "image/png")},
+            data={"filter": "colour=red", "k": "50"},
+        )
+    )
     assert set(hit_ids(body)) == corpus.named("red-")
 
 
@@ -297,16 +380,20 @@ def test_like_excludes_the_image_itself(client: TestClient, corpus: Corpus) -> N
     assert hit_ids(search_ok(client.post("/search", json={"like": like, "k": 100}))) == hit_ids(body)
 
 
-@pytest.mark.parametrize("query", [{}, {"q": "red blue green"}, {"like": "noise-1"}, {"image": "noise-5"}],
-                         ids=["browse", "text", "like", "image"])
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"q": "red blue green"}, {"like": "noise-1"}, {"image": "noise-5"}],
+    ids=["browse", "text", "like", "image"],
+)
 def test_pages_do_not_overlap_and_concatenate(client: TestClient, corpus: Corpus, query: dict[str, str]) -> None:
     k = 3
 
     def page(offset: int, size: int) -> list[str]:
         data: dict[str, str] = {"k": str(size), "offset": str(offset)}
         if "image" in query:
-            response = client.post("/search", data=data,
-                                   files={"image": ("q.png", corpus.data[query["image"]], "image/png")})
+            response = client.post(
+                "/search", data=data, files={"image": ("q.png", corpus.data[query["image"]], "image/png")}
+            )
         else:
             params = {**data, **({"like": corpus.ids[query["like"]]} if "like" in query else query)}
             response = client.get("/search", params=params)
@@ -317,6 +404,27 @@ def test_pages_do_not_overlap_and_concatenate(client: TestClient, corpus: Corpus
     assert len(whole) == 2 * k
     assert first + second == whole
     assert not set(first) & set(second)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"unbalanced', "OR", "AND (", "NEAR(red", "colour:red", "red*", "-", "'", "ünïcödé rot", "red " * 250, "   "],
+)
+def test_odd_query_text_is_answered_not_a_server_error(client: TestClient, corpus: Corpus, text: str) -> None:
+    body = search_ok(client.get("/search", params={"q": text}))
+    assert body["total"] >= len(body["hits"])
+    assert search_ok(client.post("/search", json={"q": text}))["total"] == body["total"]
+
+
+def test_image_over_the_pixel_limit(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "px", max_image_pixels=5000)
+    big = image_bytes((255, 0, 0), size=(100, 100))
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/search", files={"image": ("big.png", big, "image/png")})
+        assert_error(response, 413, "image_too_large", "10,000 pixels", "5,000-pixel limit")
+        response = client.post("/images", files=multipart({"big": big}))
+        assert_error(response, 400, "invalid_image", "big.png", "5,000-pixel limit")
+        assert n_documents(client) == 0
 
 
 # -- images ----------------------------------------------------------------------------------------------
@@ -354,8 +462,9 @@ def test_thumbnail_is_a_small_jpeg(tmp_path: Path) -> None:
         assert client.get(f"/images/{doc_id}/thumbnail").content == response.content
 
 
-def test_thumbnail_of_an_image_whose_file_is_gone_is_404(client: TestClient, corpus: Corpus,
-                                                         settings: Settings) -> None:
+def test_thumbnail_of_an_image_whose_file_is_gone_is_404(
+    client: TestClient, corpus: Corpus, settings: Settings
+) -> None:
     doc_id = corpus.ids["blue-1"]
     (settings.upload_dir / f"{doc_id}.png").unlink()
     assert_error(client.get(f"/images/{doc_id}/thumbnail"), 404, "not_found", doc_id, "gone")
@@ -393,7 +502,8 @@ def test_click_on_a_shown_hit_is_recorded(client: TestClient, corpus: Corpus, en
     assert response.status_code == 201
     clicks = engine.store.clicks()
     assert [(c.query_id, c.doc_id, c.position) for c in clicks] == [
-        (search["query_id"], shown[1], 3), (search["query_id"], shown[0], 2),
+        (search["query_id"], shown[1], 3),
+        (search["query_id"], shown[0], 2),
     ]
     assert client.get("/stats").json()["store"]["clicks"] == 2
 
@@ -405,7 +515,8 @@ def test_every_search_is_recorded_as_an_impression(client: TestClient, corpus: C
     assert impression is not None
     assert impression.request["text"] == "blue"
     assert impression.request["filters"] == [{"field": "colour", "values": ["blue"], "negate": False}]
-    assert [(s["id"], s["position"]) for s in impression.shown] == [(i, n) for n, i in enumerate(hit_ids(body), 1)]
+    shown = [(item["id"], item["position"]) for item in impression.shown]
+    assert shown == [(doc_id, n) for n, doc_id in enumerate(hit_ids(body), start=1)]
     assert len(engine.store.impressions()) == before + 1
 
 
@@ -459,8 +570,9 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     for route in app.routes:
         assert isinstance(route, Route)
         served.setdefault(route.path, set()).update(m.lower() for m in route.methods or () if m != "HEAD")
-    documented = {path: {m for m in ops if m in {"get", "post", "put", "patch", "delete"}}
-                  for path, ops in spec["paths"].items()}
+    documented = {
+        path: {m for m in ops if m in {"get", "post", "put", "patch", "delete"}} for path, ops in spec["paths"].items()
+    }
     assert documented == served
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
@@ -485,15 +597,27 @@ class Ctx:
     not_shown: str  # an indexed id it did not show
     png: bytes  # a valid image
 
+    @property
+    def shown1(self) -> str:
+        return self.shown[0]
+
+    def fill(self) -> dict[str, str]:
+        return {"known": self.known, "missing": self.missing, "query_id": self.query_id, "not_shown": self.not_shown}
+
 
 Req = Callable[[Ctx], dict[str, Any]]
 
 
-def _files(name: str, data: bytes, field: str = "file") -> Req:
+def _none(c: Ctx) -> dict[str, Any]:
+    return {}
+
+
+def _file(name: str, data: bytes, field: str = "file") -> Req:
     return lambda c: {"files": [(field, (name, data, "application/octet-stream"))]}
 
 
 def _png(field: str, **data: str) -> Req:
+    """A multipart request with a valid image in `field` and the given text fields."""
     return lambda c: {"files": [(field, ("q.png", c.png, "image/png"))], "data": data}
 
 
@@ -505,114 +629,217 @@ def _raw(content: bytes, ctype: str = "application/json") -> Req:
     return lambda c: {"content": content, "headers": {"content-type": ctype}}
 
 
-_NONE: Req = lambda c: {}  # noqa: E731
-FIELD_ONLY_MULTIPART = (b'--xyz\r\nContent-Disposition: form-data; name="title"\r\n\r\nno file here\r\n'
-                        b"--xyz--\r\n")
-# (method, url template with {known}/{missing}/{query_id}, request kwargs, status, error type, message needles)
+def _b64(body: dict[str, Any]) -> Req:
+    """JSON with `image_base64` set to a valid image, plus `body`; `{known}` values become the indexed id."""
+    return lambda c: {
+        "json": {
+            "image_base64": base64.b64encode(c.png).decode(),
+            **{k: str(v).format(**c.fill()) for k, v in body.items()},
+        }
+    }
+
+
+def _click(doc: str, **extra: Any) -> Req:
+    """POST /clicks JSON for the recorded search; `doc` names a Ctx attribute (shown1, not_shown, known)."""
+    return lambda c: {"json": {"query_id": c.query_id, "id": getattr(c, doc), **extra}}
+
+
+def case(name: str, method: str, url: str, status: int, kind: str, *needles: str, req: Req = _none) -> Any:
+    """One row: `url` and `needles` may use {known}, {missing}, {query_id}, {not_shown}."""
+    return pytest.param(method, url, req, status, kind, needles, id=name)
+
+
+FIELD_ONLY_MULTIPART = b'--xyz\r\nContent-Disposition: form-data; name="title"\r\n\r\nno file\r\n--xyz--\r\n'
+MULTIPART = "multipart/form-data; boundary=xyz"
+# Error types, short so that each row fits on a line.
+QRY, FLT, BAD, IMG, NF, NA = (
+    "invalid_query",
+    "invalid_filter",
+    "bad_request",
+    "invalid_image",
+    "not_found",
+    "method_not_allowed",
+)
 ERRORS: list[Any] = [
-    pytest.param("GET", "/search?filter=shape=round", _NONE, 400, "invalid_filter",
-                 ("unknown filter field 'shape'",), id="unknown-filter-field"),
-    pytest.param("GET", "/search?filter=width>=wide", _NONE, 400, "invalid_filter",
-                 ("'width'", "number", "'wide'"), id="bad-range-value"),
-    pytest.param("GET", "/search?filter=date>=yesterday", _NONE, 400, "invalid_filter",
-                 ("ISO date", "'yesterday'"), id="bad-date-value"),
-    pytest.param("GET", "/search?filter=colour>=3", _NONE, 400, "invalid_filter", ("colour=VALUE",),
-                 id="range-op-on-term-field"),
-    pytest.param("GET", "/search?facet=size", _NONE, 400, "invalid_filter", ("unknown facet 'size'",),
-                 id="unknown-facet"),
-    pytest.param("GET", "/search?k=0", _NONE, 400, "invalid_query", ("k must be between 1 and 1000", "got 0"),
-                 id="k-zero"),
-    pytest.param("GET", "/search?k=1001", _NONE, 400, "invalid_query", ("k must be between 1 and 1000",
-                 "got 1001"), id="k-too-big"),
-    pytest.param("GET", "/search?offset=-1", _NONE, 400, "invalid_query", ("offset must be between 0",
-                 "got -1"), id="negative-offset"),
-    pytest.param("GET", "/search?offset=10001", _NONE, 400, "invalid_query", ("offset must be between 0 and 10000",),
-                 id="offset-too-deep"),
-    pytest.param("GET", "/search?k=ten", _NONE, 400, "invalid_query", ("k must be an integer", "'ten'"),
-                 id="k-not-integer"),
-    pytest.param("POST", "/search", _json({"k": 2.5}), 400, "invalid_query", ("k must be an integer", "2.5"),
-                 id="k-float-json"),
-    pytest.param("POST", "/search", _json({"k": True}), 400, "invalid_query", ("k must be an integer",),
-                 id="k-bool-json"),
-    pytest.param("POST", "/search", _json({"offset": "x"}), 400, "invalid_query", ("offset must be an integer",),
-                 id="offset-not-integer"),
-    pytest.param("GET", "/search?colour=red", _NONE, 400, "invalid_query", ("unknown search parameter",
-                 "'colour'"), id="unknown-search-param"),
-    pytest.param("POST", "/search", _json({"query": "red"}), 400, "invalid_query", ("'query'",),
-                 id="unknown-json-field"),
-    pytest.param("GET", "/search?q=" + "a" * 1001, _NONE, 400, "invalid_query", ("1001 characters",),
-                 id="query-too-long"),
-    pytest.param("POST", "/search", _raw(b'{"q": "red",'), 400, "bad_request", ("not valid JSON",),
-                 id="malformed-json"),
-    pytest.param("POST", "/search", _raw(b'\xff\xfe{"q"'), 400, "bad_request", ("not valid JSON",),
-                 id="json-not-utf8"),
-    pytest.param("POST", "/search", _json(["q", "red"]), 400, "bad_request", ("JSON object",), id="json-array"),
-    pytest.param("POST", "/search", _json({"q": 5}), 400, "invalid_query", ("q must be a string",),
-                 id="q-not-string"),
-    pytest.param("POST", "/search", _json({"like": 5}), 400, "invalid_query", ("like must be an image id",),
-                 id="like-not-string"),
-    pytest.param("POST", "/search", _json({"facets": {"colour": 1}}), 400, "invalid_query",
-                 ("facets must be a list",), id="facets-not-list"),
-    pytest.param("POST", "/search", _json({"filters": {"width": {"ge": 5}}}), 400, "invalid_filter",
-                 ("gte, gt, lte, lt",), id="filter-mapping-bad-op"),
-    pytest.param("POST", "/search", _json({"image_base64": "not base64!"}), 400, "invalid_query",
-                 ("image_base64 is not valid base64",), id="bad-base64"),
-    pytest.param("POST", "/search", _json({"image_base64": base64.b64encode(b"plain text").decode()}), 400,
-                 "invalid_image", ("not a recognised image format",), id="base64-not-an-image"),
-    pytest.param("POST", "/search", lambda c: {"json": {"image_base64": base64.b64encode(c.png).decode(),
-                                                        "like": c.known}},
-                 400, "invalid_query", ("either an image upload or `like`",), id="image-and-like-json"),
-    pytest.param("POST", "/search", lambda c: {"files": [("image", ("q.png", c.png, "image/png"))],
-                                               "data": {"like": c.known}},
-                 400, "invalid_query", ("either an image upload or `like`",), id="image-and-like-multipart"),
-    pytest.param("POST", "/search", _png("file"), 400, "invalid_query", ("unexpected file field 'file'",
-                 "'image'"), id="search-upload-wrong-field"),
-    pytest.param("POST", "/search", _png("image", filter="nope=1"), 400, "invalid_filter",
-                 ("unknown filter field 'nope'",), id="search-multipart-bad-filter"),
-    pytest.param("POST", "/search", _files("q.png", b"GIF89a-but-not-really", "image"), 400, "invalid_image",
-                 ("image",), id="search-upload-not-an-image"),
-    pytest.param("POST", "/search", _files("q.png", b"", "image"), 400, "invalid_image", ("empty file",),
-                 id="search-upload-empty"),
-    pytest.param("GET", "/search?like={missing}", _NONE, 404, "not_found", ("no image with id", "{missing}"),
-                 id="like-unknown-id"),
-    pytest.param("POST", "/images", _files("notes.jpg", b"just some text\n"), 400, "invalid_image",
-                 ("notes.jpg", "not a recognised image format"), id="upload-text-as-jpg"),
-    pytest.param("POST", "/images", _files("empty.png", b""), 400, "invalid_image", ("empty.png", "empty file"),
-                 id="upload-zero-bytes"),
-    pytest.param("POST", "/images", _json({"file": "x"}), 400, "bad_request", ("multipart/form-data",),
-                 id="upload-not-multipart"),
-    pytest.param("POST", "/images", _raw(FIELD_ONLY_MULTIPART, "multipart/form-data; boundary=xyz"), 400,
-                 "bad_request", ("no file",), id="upload-without-file"),
-    pytest.param("POST", "/images", _raw(b"--xyz\r\nnot a multipart body", "multipart/form-data; boundary=xyz"),
-                 400, "bad_request", ("multipart",), id="upload-malformed-multipart"),
-    pytest.param("GET", "/images/{missing}", _NONE, 404, "not_found", ("no image with id", "{missing}"),
-                 id="get-unknown-id"),
-    pytest.param("DELETE", "/images/{missing}", _NONE, 404, "not_found", ("{missing}",), id="delete-unknown-id"),
-    pytest.param("GET", "/images/{missing}/thumbnail", _NONE, 404, "not_found", ("{missing}",),
-                 id="thumbnail-unknown-id"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": "0" * 32, "id": c.known}}, 404, "not_found",
-                 ("no recorded search", "0" * 32), id="click-unknown-query"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": c.query_id, "id": c.not_shown}}, 400,
-                 "bad_request", ("{not_shown}", "not among the hits shown"), id="click-id-not-shown"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": c.query_id, "id": c.shown[0], "position": 2}},
-                 400, "bad_request", ("position must be 1", "got 2"), id="click-wrong-position"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": c.query_id, "id": c.shown[0],
-                                                        "position": True}},
-                 400, "bad_request", ("position must be 1",), id="click-bool-position"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": c.query_id, "id": c.shown[0], "user": "x"}},
-                 400, "bad_request", ("unknown click field", "'user'"), id="click-extra-field"),
-    pytest.param("POST", "/clicks", lambda c: {"json": {"query_id": c.query_id}}, 400, "bad_request",
-                 ("query_id and id",), id="click-missing-id"),
-    pytest.param("POST", "/clicks", _json([1, 2]), 400, "bad_request", ("JSON object",), id="click-not-object"),
-    pytest.param("POST", "/clicks", _raw(b"{"), 400, "bad_request", ("not valid JSON",), id="click-bad-json"),
-    pytest.param("POST", "/clicks", _raw(b""), 400, "bad_request", ("JSON object",), id="click-empty-body"),
-    pytest.param("GET", "/nope", _NONE, 404, "not_found", ("no route /nope",), id="unknown-route"),
-    pytest.param("GET", "/images", _NONE, 405, "method_not_allowed", ("GET is not allowed on /images",),
-                 id="get-on-upload-route"),
-    pytest.param("PUT", "/search", _NONE, 405, "method_not_allowed", ("PUT", "/search"), id="put-search"),
-    pytest.param("DELETE", "/clicks", _NONE, 405, "method_not_allowed", ("DELETE", "/clicks"), id="delete-clicks"),
-    pytest.param("POST", "/images/{known}", _NONE, 405, "method_not_allowed", ("POST",), id="post-image-id"),
-    pytest.param("POST", "/health", _NONE, 405, "method_not_allowed", ("POST", "/health"), id="post-health"),
+    # GET /search: filters, facets, paging, parameters
+    case("unknown-filter-field", "GET", "/search?filter=shape=1", 400, FLT, "unknown filter field 'shape'"),
+    case("bad-range-value", "GET", "/search?filter=width>=wide", 400, FLT, "'width'", "number", "'wide'"),
+    case("bad-date-value", "GET", "/search?filter=date>=yesterday", 400, FLT, "ISO date", "'yesterday'"),
+    case("range-op-on-term", "GET", "/search?filter=colour>=3", 400, FLT, "colour=VALUE"),
+    case("unknown-facet", "GET", "/search?facet=size", 400, FLT, "unknown facet 'size'"),
+    case("k-zero", "GET", "/search?k=0", 400, QRY, "k must be between 1 and 1000", "got 0"),
+    case("k-too-big", "GET", "/search?k=1001", 400, QRY, "k must be between 1 and 1000", "got 1001"),
+    case("k-not-integer", "GET", "/search?k=ten", 400, QRY, "k must be an integer", "'ten'"),
+    case("negative-offset", "GET", "/search?offset=-1", 400, QRY, "offset must be between 0", "got -1"),
+    case("offset-too-deep", "GET", "/search?offset=10001", 400, QRY, "between 0 and 10000"),
+    case("unknown-search-param", "GET", "/search?colour=red", 400, QRY, "unknown search", "'colour'"),
+    case("query-too-long", "GET", "/search?q=" + "a" * 1001, 400, QRY, "1001 characters"),
+    case("like-unknown-id", "GET", "/search?like={missing}", 404, NF, "no image with id", "{missing}"),
+    # POST /search JSON
+    case("malformed-json", "POST", "/search", 400, BAD, "not valid JSON", req=_raw(b'{"q": "red",')),
+    case("json-not-utf8", "POST", "/search", 400, BAD, "not valid JSON", req=_raw(b'\xff\xfe{"q"')),
+    case("json-array", "POST", "/search", 400, BAD, "JSON object", req=_json(["q", "red"])),
+    case("unknown-json-field", "POST", "/search", 400, QRY, "'query'", req=_json({"query": "red"})),
+    case("k-float-json", "POST", "/search", 400, QRY, "k must be an integer", "2.5", req=_json({"k": 2.5})),
+    case("k-bool-json", "POST", "/search", 400, QRY, "k must be an integer", req=_json({"k": True})),
+    case("offset-not-integer", "POST", "/search", 400, QRY, "offset must be an integer", req=_json({"offset": "x"})),
+    case("q-not-string", "POST", "/search", 400, QRY, "q must be a string", req=_json({"q": 5})),
+    case("like-not-string", "POST", "/search", 400, QRY, "like must be an image id", req=_json({"like": 5})),
+    case("facets-not-list", "POST", "/search", 400, QRY, "facets must be a list", req=_json({"facets": {"colour": 1}})),
+    case(
+        "filter-mapping-bad-op",
+        "POST",
+        "/search",
+        400,
+        FLT,
+        "gte, gt, lte, lt",
+        req=_json({"filters": {"width": {"ge": 5}}}),
+    ),
+    case(
+        "bad-base64",
+        "POST",
+        "/search",
+        400,
+        QRY,
+        "image_base64 is not valid base64",
+        req=_json({"image_base64": "not base64!"}),
+    ),
+    case(
+        "base64-not-an-image",
+        "POST",
+        "/search",
+        400,
+        IMG,
+        "not a recognised image format",
+        req=_json({"image_base64": base64.b64encode(b"plain text").decode()}),
+    ),
+    case(
+        "image-and-like-json",
+        "POST",
+        "/search",
+        400,
+        QRY,
+        "either an image upload or `like`",
+        req=_b64({"like": "{known}"}),
+    ),
+    # POST /search multipart
+    case(
+        "image-and-like-multipart",
+        "POST",
+        "/search",
+        400,
+        QRY,
+        "either an image upload or `like`",
+        req=lambda c: _png("image", like=c.known)(c),
+    ),
+    case("search-wrong-file-field", "POST", "/search", 400, QRY, "unexpected file field 'file'", req=_png("file")),
+    case(
+        "search-multipart-bad-filter",
+        "POST",
+        "/search",
+        400,
+        FLT,
+        "unknown filter field 'nope'",
+        req=_png("image", filter="nope=1"),
+    ),
+    case(
+        "search-upload-not-image",
+        "POST",
+        "/search",
+        400,
+        IMG,
+        "image",
+        req=_file("q.png", b"GIF89a-but-not-really", "image"),
+    ),
+    case("search-upload-empty", "POST", "/search", 400, IMG, "empty file", req=_file("q.png", b"", "image")),
+    # POST /images
+    case(
+        "upload-text-as-jpg",
+        "POST",
+        "/images",
+        400,
+        IMG,
+        "notes.jpg",
+        "not a recognised image format",
+        req=_file("notes.jpg", b"just some text\n"),
+    ),
+    case("upload-zero-bytes", "POST", "/images", 400, IMG, "empty.png", "empty file", req=_file("empty.png", b"")),
+    case("upload-not-multipart", "POST", "/images", 400, BAD, "multipart/form-data", req=_json({"file": "x"})),
+    case("upload-without-file", "POST", "/images", 400, BAD, "no file", req=_raw(FIELD_ONLY_MULTIPART, MULTIPART)),
+    case(
+        "upload-malformed-multipart",
+        "POST",
+        "/images",
+        400,
+        BAD,
+        "multipart",
+        req=_raw(b"--xyz\r\nnot a multipart body", MULTIPART),
+    ),
+    # /images/{id}
+    case("get-unknown-id", "GET", "/images/{missing}", 404, NF, "no image with id", "{missing}"),
+    case("delete-unknown-id", "DELETE", "/images/{missing}", 404, NF, "{missing}"),
+    case("thumbnail-unknown-id", "GET", "/images/{missing}/thumbnail", 404, NF, "{missing}"),
+    # POST /clicks
+    case(
+        "click-unknown-query",
+        "POST",
+        "/clicks",
+        404,
+        NF,
+        "no recorded search",
+        "0" * 32,
+        req=lambda c: {"json": {"query_id": "0" * 32, "id": c.known}},
+    ),
+    case(
+        "click-id-not-shown",
+        "POST",
+        "/clicks",
+        400,
+        BAD,
+        "{not_shown}",
+        "not among the hits shown",
+        req=_click("not_shown"),
+    ),
+    case(
+        "click-wrong-position",
+        "POST",
+        "/clicks",
+        400,
+        BAD,
+        "position must be 1",
+        "got 2",
+        req=_click("shown1", position=2),
+    ),
+    case("click-bool-position", "POST", "/clicks", 400, BAD, "position must be 1", req=_click("shown1", position=True)),
+    case(
+        "click-extra-field",
+        "POST",
+        "/clicks",
+        400,
+        BAD,
+        "unknown click field",
+        "'user'",
+        req=_click("shown1", user="x"),
+    ),
+    case(
+        "click-missing-id",
+        "POST",
+        "/clicks",
+        400,
+        BAD,
+        "query_id and id",
+        req=lambda c: {"json": {"query_id": c.query_id}},
+    ),
+    case("click-not-object", "POST", "/clicks", 400, BAD, "JSON object", req=_json([1, 2])),
+    case("click-bad-json", "POST", "/clicks", 400, BAD, "not valid JSON", req=_raw(b"{")),
+    case("click-empty-body", "POST", "/clicks", 400, BAD, "JSON object", req=_raw(b"")),
+    # routing
+    case("unknown-route", "GET", "/nope", 404, NF, "no route /nope"),
+    case("get-on-upload-route", "GET", "/images", 405, NA, "GET is not allowed on /images"),
+    case("put-search", "PUT", "/search", 405, NA, "PUT is not allowed on /search"),
+    case("delete-clicks", "DELETE", "/clicks", 405, NA, "DELETE is not allowed on /clicks"),
+    case("post-image-id", "POST", "/images/{known}", 405, NA, "POST is not allowed"),
+    case("post-health", "POST", "/health", 405, NA, "POST is not allowed on /health"),
 ]
 
 
@@ -621,14 +848,28 @@ def ctx(client: TestClient, corpus: Corpus) -> Ctx:
     search = search_ok(client.get("/search", params={"q": "red", "k": "2"}))
     shown = tuple(hit_ids(search))
     assert len(shown) == 2
-    return Ctx(known=corpus.ids["noise-1"], missing="f" * 32, query_id=search["query_id"], shown=shown,
-               not_shown=corpus.ids["blue-1"], png=image_bytes(noise_image(99)))
+    return Ctx(
+        known=corpus.ids["noise-1"],
+        missing="f" * 32,
+        query_id=search["query_id"],
+        shown=shown,
+        not_shown=corpus.ids["blue-1"],
+        png=image_bytes(noise_image(99)),
+    )
 
 
 @pytest.mark.parametrize(("method", "url", "request_kwargs", "status", "kind", "needles"), ERRORS)
-def test_error_walk(client: TestClient, ctx: Ctx, method: str, url: str, request_kwargs: Req, status: int,
-                    kind: str, needles: tuple[str, ...]) -> None:
-    fill = {"known": ctx.known, "missing": ctx.missing, "query_id": ctx.query_id, "not_shown": ctx.not_shown}
+def test_error_walk(
+    client: TestClient,
+    ctx: Ctx,
+    method: str,
+    url: str,
+    request_kwargs: Req,
+    status: int,
+    kind: str,
+    needles: tuple[str, ...],
+) -> None:
+    fill = ctx.fill()
     before = client.get("/stats").json()["store"]
     response = client.request(method, url.format(**fill), **request_kwargs(ctx))
     assert_error(response, status, kind, *(n.format(**fill) for n in needles))
@@ -665,14 +906,25 @@ def _chunked(data: bytes) -> Iterator[bytes]:
 BIG = image_bytes(noise_image(5))  # ~7 KB, over the 1000-byte limit
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    pytest.param({"method": "POST", "url": "/images", "files": multipart({"big": BIG})}, id="upload"),
-    pytest.param({"method": "POST", "url": "/search", "files": {"image": ("q.png", BIG, "image/png")}},
-                 id="search-multipart"),
-    pytest.param({"method": "POST", "url": "/search", "json": {"q": "x" * 2000}}, id="search-json"),
-    pytest.param({"method": "POST", "url": "/search", "content": _chunked(b"{" + b" " * 3000 + b"}"),
-                  "headers": {"content-type": "application/json"}}, id="search-chunked"),
-])
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        pytest.param({"method": "POST", "url": "/images", "files": multipart({"big": BIG})}, id="upload"),
+        pytest.param(
+            {"method": "POST", "url": "/search", "files": {"image": ("q.png", BIG, "image/png")}}, id="search-multipart"
+        ),
+        pytest.param({"method": "POST", "url": "/search", "json": {"q": "x" * 2000}}, id="search-json"),
+        pytest.param(
+            {
+                "method": "POST",
+                "url": "/search",
+                "content": _chunked(b"{" + b" " * 3000 + b"}"),
+                "headers": {"content-type": "application/json"},
+            },
+            id="search-chunked",
+        ),
+    ],
+)
 def test_body_over_limit_is_413(small_client: TestClient, request_kwargs: dict[str, Any]) -> None:
     response = small_client.request(**request_kwargs)
     assert_error(response, 413, "payload_too_large", "1,000", "api.max_upload_bytes")
