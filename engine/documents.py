@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,14 @@ def content_id(data: bytes) -> str:
 def vector_id(doc_id: str) -> int:
     """The int64 key a document has in every Faiss index: the id's first 63 bits."""
     return int(doc_id[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def vector_keys(doc_ids: Sequence[str]) -> np.ndarray:
+    """`vector_id` of many ids at once, as int64 (vectorised: 100k ids in a few ms)."""
+    if len(doc_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    raw = np.frombuffer(bytes.fromhex("".join(d[:16] for d in doc_ids)), dtype=">u8")
+    return (raw & np.uint64(0x7FFF_FFFF_FFFF_FFFF)).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from engine.errors import ConfigError, NotFound
 from engine.settings import Settings
 from engine.store import DocumentStore, open_store
 from engine.vectors import HashIndex, VectorIndex, gpu_count
-from enrichers import BaseEnricher, create
+from enrichers import BaseEnricher, EnricherUnavailable, EnrichmentResult, create
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,18 @@ class Engine:
         self._lock = threading.RLock()
         self._generation = -1
         self.last_reconcile: dict[str, dict[str, int]] = {}
+        self.unavailable: dict[str, EnricherUnavailable] = {}
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:
         """Open the store, build the enrichers and reconcile every index with the store."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        from engine.embedder import ClipEmbedder
+
         try:
-            enrichers = [create(name) for name in settings.enrichers]
+            enrichers = [
+                create(name, {"clip": ClipEmbedder}, **settings.enricher_options(name)) for name in settings.enrichers
+            ]
         except ValueError as exc:
             raise ConfigError(f"{exc} (setting IMGSEARCH_ENRICHERS)") from exc
         engine = cls(settings, open_store(settings), enrichers)
@@ -126,11 +131,101 @@ class Engine:
                 index.save(self._generation)
 
     # -- writes ------------------------------------------------------------------------------
+    def active_enrichers(self) -> list[BaseEnricher]:
+        return [e for e in self.enrichers if e.name not in self.unavailable]
+
+    def enricher(self, name: str) -> BaseEnricher | None:
+        """The named enricher if it is configured and loads; None otherwise (reported once)."""
+        for enricher in self.active_enrichers():
+            if enricher.name == name:
+                try:
+                    enricher.load()
+                except EnricherUnavailable as exc:
+                    self._disable(exc)
+                    return None
+                return enricher
+        return None
+
+    def _disable(self, exc: EnricherUnavailable) -> None:
+        if exc.name not in self.unavailable:
+            self.unavailable[exc.name] = exc
+            log.warning("%s enricher unavailable: %s; running without it. Fix: %s", exc.name, exc.reason, exc.fix)
+
     def enrich(self, image: DecodedImage, doc: Document) -> None:
-        """Run every enricher on `image`, writing results and enricher versions into `doc`."""
+        """Run every available enricher on one image (raises what an enricher raises)."""
+        failures = self.enrich_batch([image], [doc])
+        if failures:
+            raise RuntimeError(failures[0])
+
+    def enrich_batch(self, images: Sequence[DecodedImage], docs: Sequence[Document]) -> dict[int, str]:
+        """Run every available enricher over a batch, writing into `docs`; returns {index: reason} of failures.
+
+        An enricher that cannot load is disabled (reported once) and the batch goes on without it. An
+        enricher that fails on the batch is retried image by image so one bad image fails alone.
+        """
+        failures: dict[int, str] = {}
+        for enricher in self.active_enrichers():
+            live = [i for i in range(len(images)) if i not in failures]
+            if not live:
+                break
+            results: list[EnrichmentResult | None]
+            try:
+                results = list(enricher.enrich_batch([images[i] for i in live]))
+            except EnricherUnavailable as exc:
+                self._disable(exc)
+                continue
+            except Exception:
+                results = []
+                for i in live:
+                    try:
+                        results.append(enricher.enrich(images[i]))
+                    except EnricherUnavailable as exc:
+                        self._disable(exc)
+                        break
+                    except Exception as exc:  # this image breaks this enricher: the image fails alone
+                        log.exception("%s enricher failed", enricher.name)
+                        failures[i] = f"{enricher.name} enricher failed: {type(exc).__name__}: {exc}"
+                        results.append(None)
+                if enricher.name in self.unavailable:
+                    continue
+            for i, result in zip(live, results, strict=True):
+                if result is not None and i not in failures:
+                    result.apply(docs[i])
+                    docs[i].enrichments[enricher.name] = enricher.version
+        return failures
+
+    def components(self, *, load: bool = False) -> list[dict[str, str]]:
+        """Each component's state (ready, degraded, missing, not loaded) with what to do about it."""
+        out = [{"name": "store", "status": "ready", "detail": f"{self.store.stats()['backend']}", "fix": ""}]
         for enricher in self.enrichers:
-            enricher.enrich(image).apply(doc)
-            doc.enrichments[enricher.name] = enricher.version
+            if load and enricher.name not in self.unavailable:
+                self.enricher(enricher.name)
+            exc = self.unavailable.get(enricher.name)
+            if exc is not None:
+                out.append(
+                    {"name": f"enricher.{enricher.name}", "status": "missing", "detail": exc.reason, "fix": exc.fix}
+                )
+            else:
+                loaded = getattr(enricher, "_loaded", False)
+                out.append(
+                    {
+                        "name": f"enricher.{enricher.name}",
+                        "status": "ready" if loaded else "not loaded",
+                        "detail": f"version {enricher.version}",
+                        "fix": "",
+                    }
+                )
+        for name, index in sorted(self.indexes.items()):
+            info = index.describe()
+            out.append(
+                {
+                    "name": f"vectors.{name}",
+                    "status": "ready",
+                    "detail": f"{info['index']}, {info['count']} vectors",
+                    "fix": "",
+                }
+            )
+        return out
 
     def add_documents(self, docs: Sequence[Document], *, replaces: Sequence[str] = ()) -> None:
         """Store documents (one transaction), then index their vectors; delete what they replace."""

@@ -9,20 +9,25 @@ batch carries on.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from queue import Empty, Queue
 from typing import TYPE_CHECKING, Any
 
-from engine.documents import Document, content_id, orientation_of
-from engine.errors import ImageError, ImgSearchError
+import cv2
+
+from engine.documents import DecodedImage, Document, content_id, orientation_of
+from engine.errors import ImgSearchError
 from engine.images import IMAGE_SUFFIXES, decode_image
 from engine.manifest import Manifest, ManifestEntry
 
@@ -48,6 +53,10 @@ class IngestReport:
     failed: list[IngestFailure] = field(default_factory=list)
     seconds: float = 0.0
     ids: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     @property
     def images_per_second(self) -> float:
@@ -116,12 +125,10 @@ def collect(inputs: Sequence[str | Path]) -> tuple[list[Path], list[IngestFailur
     return [found[k] for k in sorted(found)], failures
 
 
-def build_document(
-    data: bytes, *, path: str | None, entry: ManifestEntry | None, engine: Engine, doc_id: str | None = None
+def new_document(
+    data: bytes, decoded: DecodedImage, *, path: str | None, entry: ManifestEntry | None, doc_id: str | None = None
 ) -> Document:
-    """Decode and enrich one image into a Document; raises ImageError (with the reason) on bad input."""
-    settings = engine.settings
-    decoded = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_file_bytes)
+    """The document of a decoded image before enrichment: file facts and manifest fields."""
     doc = Document(
         id=doc_id or content_id(data),
         path=path,
@@ -136,8 +143,20 @@ def build_document(
     if entry is not None:
         doc.title, doc.caption, doc.tags = entry.title, entry.caption, list(entry.tags)
         doc.licence, doc.source = entry.licence, entry.source
-    engine.enrich(decoded, doc)
     return doc
+
+
+def working_copy(decoded: DecodedImage, max_side: int) -> DecodedImage:
+    """The image enrichers see: at most `max_side` pixels on its long side (memory stays bounded)."""
+    height, width = decoded.pixels.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return decoded
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    pixels = cv2.resize(decoded.pixels, size, interpolation=cv2.INTER_AREA)
+    return DecodedImage(
+        pixels=pixels, format=decoded.format, orientation_tag=decoded.orientation_tag, taken_at=decoded.taken_at
+    )
 
 
 class Progress:
@@ -176,23 +195,25 @@ def ingest_sources(
     progress: bool = False,
     on_failure: Callable[[IngestFailure], None] | None = None,
 ) -> IngestReport:
-    """Ingest sources in batches; returns what happened to each (failures never abort the run)."""
+    """Ingest sources in batches; returns what happened to each (failures never abort the run).
+
+    With `settings.pipeline`, the next batch is read and decoded in a background thread while the
+    enrichers (models) work on the current one.
+    """
     report = IngestReport()
     start = time.perf_counter()
     bar = Progress(total or 0, progress)
-    batch: list[Source] = []
     workers = max(1, engine.settings.workers)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-            for source in sources:
-                batch.append(source)
-                if len(batch) >= engine.settings.batch_size:
-                    _ingest_batch(engine, batch, pool, report, on_failure)
-                    bar.update(len(batch), len(report.failed))
-                    batch = []
-            if batch:
-                _ingest_batch(engine, batch, pool, report, on_failure)
-                bar.update(len(batch), len(report.failed))
+            prepared: Iterator[Prepared] = (
+                _prepare(engine, batch, pool) for batch in _batches(sources, engine.settings.batch_size)
+            )
+            if engine.settings.pipeline:
+                prepared = _prefetch(prepared)
+            for batch in prepared:
+                _finish(engine, batch, report, on_failure)
+                bar.update(batch.size, len(report.failed))
     finally:
         bar.close()
         engine.save()
@@ -212,6 +233,61 @@ def ingest_paths(
     return report
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A batch after reading, hashing, de-duplication and decoding (no enrichment yet)."""
+
+    size: int
+    failures: list[tuple[Source, str]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    fresh: list[tuple[Source, Document, DecodedImage]] = field(default_factory=list)
+    copies: dict[str, list[Source]] = field(default_factory=dict)  # later copies of bytes first seen here
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _batches(sources: Iterable[Source], size: int) -> Iterator[list[Source]]:
+    batch: list[Source] = []
+    for source in sources:
+        batch.append(source)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prefetch(items: Iterator[Prepared]) -> Iterator[Prepared]:
+    """Produce the next item in a background thread while the caller works on the current one."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                queue.put(("item", item))
+                if stop.is_set():
+                    return
+            queue.put(("done", None))
+        except BaseException as exc:  # surfaced in the consumer
+            queue.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="ingest-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # let the producer finish its put and exit
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+
+
 def _read(source: Source, max_bytes: int) -> tuple[bytes | None, str | None]:
     if source.data is not None:
         return source.data, None
@@ -226,12 +302,51 @@ def _read(source: Source, max_bytes: int) -> tuple[bytes | None, str | None]:
         return None, f"cannot read file: {exc.strerror or exc}"
 
 
-def _ingest_batch(
-    engine: Engine,
-    batch: list[Source],
-    pool: ThreadPoolExecutor,
-    report: IngestReport,
-    on_failure: Callable[[IngestFailure], None] | None,
+def _prepare(engine: Engine, batch: list[Source], pool: ThreadPoolExecutor) -> Prepared:
+    settings = engine.settings
+    out = Prepared(size=len(batch))
+    started = time.perf_counter()
+    read = list(pool.map(lambda s: _read(s, settings.max_file_bytes), batch))
+    pending: list[tuple[Source, bytes, str]] = []
+    for source, (data, error) in zip(batch, read, strict=True):
+        if data is None:
+            out.failures.append((source, error or "unreadable"))
+        else:
+            pending.append((source, data, content_id(data)))
+    known = engine.store.existing([doc_id for _, _, doc_id in pending])
+    fresh: list[tuple[Source, bytes, str]] = []
+    for source, data, doc_id in pending:
+        if doc_id in known:
+            out.unchanged.append(doc_id)
+        elif doc_id in out.copies:
+            out.copies[doc_id].append(source)
+        else:
+            out.copies[doc_id] = []
+            fresh.append((source, data, doc_id))
+    out.seconds["read"] = time.perf_counter() - started
+
+    def decode(item: tuple[Source, bytes, str]) -> tuple[Document, DecodedImage] | str:
+        source, data, doc_id = item
+        try:
+            decoded = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_file_bytes)
+        except ImgSearchError as exc:
+            return exc.message
+        doc = new_document(data, decoded, path=source.path, entry=source.entry, doc_id=doc_id)
+        return doc, working_copy(decoded, settings.enrich_max_side)
+
+    started = time.perf_counter()
+    for (source, _, doc_id), result in zip(fresh, pool.map(decode, fresh), strict=True):
+        if isinstance(result, str):
+            out.failures.append((source, result))
+            out.failures.extend((copy, result) for copy in out.copies.pop(doc_id))  # same bytes, same fault
+        else:
+            out.fresh.append((source, *result))
+    out.seconds["decode"] = time.perf_counter() - started
+    return out
+
+
+def _finish(
+    engine: Engine, batch: Prepared, report: IngestReport, on_failure: Callable[[IngestFailure], None] | None
 ) -> None:
     def fail(source: Source, reason: str) -> None:
         failure = IngestFailure(source.name or source.path or "<upload>", reason)
@@ -240,54 +355,32 @@ def _ingest_batch(
         if on_failure:
             on_failure(failure)
 
-    report.seen += len(batch)
-    max_bytes = engine.settings.max_file_bytes
-    read = list(pool.map(lambda s: _read(s, max_bytes), batch))
-    pending: list[tuple[Source, bytes, str]] = []
-    for source, (data, error) in zip(batch, read, strict=True):
-        if data is None:
-            fail(source, error or "unreadable")
-        else:
-            pending.append((source, data, content_id(data)))
-    known = engine.store.existing([doc_id for _, _, doc_id in pending])
-    fresh: list[tuple[Source, bytes, str]] = []
-    copies: dict[str, list[Source]] = {}  # later copies of bytes first seen in this batch
-    for source, data, doc_id in pending:
-        if doc_id in known:
-            report.unchanged += 1
-            report.ids.append(doc_id)
-        elif doc_id in copies:
-            copies[doc_id].append(source)
-        else:
-            copies[doc_id] = []
-            fresh.append((source, data, doc_id))
-
-    def build(item: tuple[Source, bytes, str]) -> Document | str:
-        source, data, doc_id = item
-        try:
-            return build_document(data, path=source.path, entry=source.entry, engine=engine, doc_id=doc_id)
-        except ImageError as exc:
-            return exc.message
-        except ImgSearchError as exc:
-            return exc.message
-        except Exception as exc:  # an enricher bug must not lose the rest of the batch
-            log.exception("enrichment failed for %s", source.path)
-            return f"enrichment failed: {type(exc).__name__}: {exc}"
-
+    report.seen += batch.size
+    for source, reason in batch.failures:
+        fail(source, reason)
+    report.unchanged += len(batch.unchanged)
+    report.ids.extend(batch.unchanged)
+    started = time.perf_counter()
+    broken = engine.enrich_batch([image for _, _, image in batch.fresh], [doc for _, doc, _ in batch.fresh])
+    report.add_time("enrich", time.perf_counter() - started)
+    for stage, seconds in batch.seconds.items():
+        report.add_time(stage, seconds)
     docs: list[Document] = []
     replaced: list[str] = []
-    for (source, _, doc_id), result in zip(fresh, pool.map(build, fresh), strict=True):
-        if isinstance(result, str):
-            fail(source, result)
-            for copy in copies[doc_id]:  # the same bytes fail the same way
-                fail(copy, result)
+    for i, (source, doc, _) in enumerate(batch.fresh):
+        copies = batch.copies.get(doc.id, [])
+        if i in broken:
+            fail(source, broken[i])
+            for copy in copies:
+                fail(copy, broken[i])
             continue
-        report.unchanged += len(copies[doc_id])
-        report.ids.extend(doc_id for _ in copies[doc_id])
-        old = [i for i in engine.store.ids_for_path(source.path) if i != doc_id] if source.path else []
+        old = [d for d in engine.store.ids_for_path(source.path) if d != doc.id] if source.path else []
         replaced.extend(old)
         report.replaced += bool(old)
         report.added += not old
-        report.ids.append(doc_id)
-        docs.append(result)
+        report.unchanged += len(copies)
+        report.ids.extend([doc.id] * (1 + len(copies)))
+        docs.append(doc)
+    started = time.perf_counter()
     engine.add_documents(docs, replaces=replaced)
+    report.add_time("store", time.perf_counter() - started)

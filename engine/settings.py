@@ -65,6 +65,45 @@ class SearchSettings(BaseModel):
     )
 
 
+class OcrSettings(BaseModel):
+    """Tesseract OCR."""
+
+    lang: str = Field("eng", description="Tesseract language(s), e.g. `eng` or `eng+deu` (needs tesseract-ocr-LANG).")
+    min_confidence: float = Field(60.0, description="Words Tesseract is less confident about (0-100) are dropped.")
+    timeout_s: float = Field(20.0, description="Per-image OCR time limit in seconds; a slower image gets no text.")
+    gate: bool = Field(True, description="Skip OCR on images the cheap text detector finds no text lines in.")
+    gate_min_lines: int = Field(3, description="Text-line-like regions the gate needs to see before OCR runs.")
+    workers: int = Field(2, description="Tesseract processes run at once during ingest.")
+    min_side: int = Field(800, description="Images whose short side is smaller are upscaled (at most 3x) for OCR.")
+    binarize: bool = Field(False, description="Otsu-binarise before OCR (Tesseract also binarises internally).")
+    psm: int = Field(3, description="Tesseract page segmentation mode (3 = automatic, 11 = sparse text).")
+
+
+class ObjectsSettings(BaseModel):
+    """Ultralytics YOLO object detector."""
+
+    model: str = Field(
+        "yolo11n.pt",
+        description="YOLO weights: a name ultralytics can fetch, a .pt path, or an OpenVINO export directory.",
+    )
+    confidence: float = Field(0.25, description="Detections below this confidence are dropped.")
+    iou: float = Field(0.45, description="NMS overlap threshold.")
+    imgsz: int = Field(640, description="Inference image size.")
+    batch_size: int = Field(16, description="Images per detector batch.")
+    feature_layer: int = Field(10, description="Backbone layer pooled into the `detector` vector (YOLO11: 10).")
+
+
+class ClipSettings(BaseModel):
+    """CLIP image/text embeddings (transformers)."""
+
+    model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="Hub model id or a local directory written by `save_pretrained`.",
+    )
+    batch_size: int = Field(32, description="Images or texts per CLIP batch.")
+    local_files_only: bool = Field(False, description="Never contact the model hub (use the local cache only).")
+
+
 class ApiSettings(BaseModel):
     """HTTP server."""
 
@@ -84,19 +123,40 @@ class Settings(BaseSettings):
         "sqlite", description="Document store: embedded SQLite, or an Elasticsearch cluster."
     )
     enrichers: list[str] = Field(
-        default_factory=lambda: ["colour", "phash"],
-        description="Enrichers run on every image, by registry name.",
+        default_factory=lambda: ["colour", "phash", "ocr", "objects", "clip"],
+        description="Enrichers run on every image, by name (colour, phash, ocr, objects, clip); "
+        "one that cannot load is reported and skipped.",
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where models run: auto picks CUDA when present."
+    )
+    pipeline: bool = Field(True, description="Decode the next ingest batch while models work on the current one.")
     max_image_pixels: int = Field(
         80_000_000, description="Images with more pixels than this are refused (decompression bombs)."
     )
     max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this are refused.")
     batch_size: int = Field(64, description="Images decoded and enriched per batch during ingest.")
+    enrich_max_side: int = Field(
+        2048, description="Enrichers see images scaled down to at most this long side (bounds memory per batch)."
+    )
     workers: int = Field(2, description="Threads decoding and enriching images during ingest.")
     text_weights: TextWeights = Field(default_factory=lambda: TextWeights(), description="BM25 field weights.")
     vectors: VectorSettings = Field(default_factory=lambda: VectorSettings(), description="Faiss index settings.")
     search: SearchSettings = Field(default_factory=lambda: SearchSettings(), description="Query-time settings.")
+    ocr: OcrSettings = Field(default_factory=lambda: OcrSettings(), description="OCR settings.")
+    objects: ObjectsSettings = Field(default_factory=lambda: ObjectsSettings(), description="Object detector settings.")
+    clip: ClipSettings = Field(default_factory=lambda: ClipSettings(), description="CLIP settings.")
     api: ApiSettings = Field(default_factory=lambda: ApiSettings(), description="HTTP server settings.")
+
+    def enricher_options(self, name: str) -> dict[str, object]:
+        """Constructor options for the enricher registered as `name`."""
+        if name == "ocr":
+            return self.ocr.model_dump()
+        if name == "objects":
+            return {**self.objects.model_dump(), "device": self.device}
+        if name == "clip":
+            return {**self.clip.model_dump(), "device": self.device}
+        return {}
 
     @property
     def store_path(self) -> Path:

@@ -21,13 +21,16 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
-from engine.documents import vector_id
+from engine.documents import vector_keys
 
 log = logging.getLogger(__name__)
 # faiss's bundled stubs are partial and wrong (no SearchParametersHNSW, DirectMap, `sel=`): use it untyped.
 faiss: Any = _faiss
 
 Neighbour = tuple[str, float]
+# An IVF index is retrained once it holds this many times the vectors it was trained on, so its
+# list count keeps pace with sqrt(n) as a collection grows past the exact threshold.
+RETRAIN_GROWTH = 4
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -72,6 +75,8 @@ class VectorIndex:
         self._ids: dict[int, str] = {}
         self._index: Any = self._new_exact()
         self.kind = "exact"
+        self.spec = "Flat"
+        self.trained_for = 0
         self._gpu_replica: Any = None
 
     # -- construction ------------------------------------------------------------------------
@@ -83,7 +88,9 @@ class VectorIndex:
         return self.factory.replace("{nlist}", str(nlist))
 
     def _new_ann(self, train: np.ndarray) -> tuple[Any, str]:
-        spec = self._factory_string(len(train))
+        """A trained, empty ANN index for `train`-like data and its kind; sets `spec` and `trained_for`."""
+        spec = self.spec = self._factory_string(len(train))
+        self.trained_for = len(train)
         index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
         ivf = _as_ivf(index)
         if ivf is not None:
@@ -111,13 +118,12 @@ class VectorIndex:
         return set(self._ids.values())
 
     def describe(self) -> dict[str, Any]:
-        spec = "Flat" if self.kind == "exact" else self._factory_string(self.ntotal)
         return {
             "field": self.field,
             "dim": self.dim,
             "count": self.ntotal,
             "kind": self.kind,
-            "index": spec,
+            "index": self.spec,
             "gpu": self.use_gpu,
         }
 
@@ -129,18 +135,20 @@ class VectorIndex:
         x = normalise(vectors)
         if x.shape != (len(ids), self.dim):
             raise ValueError(f"{self.field}: expected {len(ids)} vectors of dim {self.dim}, got {x.shape}")
-        keys = np.array([vector_id(i) for i in ids], dtype=np.int64)
+        keys = vector_keys(ids)
         present = [k for k in keys.tolist() if k in self._ids]
         if present:
             self._remove_keys(present)
         self._index.add_with_ids(x, keys)
         self._ids.update(zip(keys.tolist(), ids, strict=True))
         self._gpu_replica = None
-        if self.kind == "exact" and self.ntotal > self.exact_threshold:
+        outgrown_exact = self.kind == "exact" and self.ntotal > self.exact_threshold
+        outgrown_training = self.kind in ("ivf", "other") and self.ntotal > RETRAIN_GROWTH * self.trained_for
+        if outgrown_exact or outgrown_training:
             self._rebuild_ann()
 
     def remove(self, ids: Iterable[str]) -> int:
-        keys = [k for k in (vector_id(i) for i in ids) if k in self._ids]
+        keys = [k for k in vector_keys(list(ids)).tolist() if k in self._ids]
         if keys:
             self._remove_keys(keys)
         return len(keys)
@@ -168,7 +176,7 @@ class VectorIndex:
         index, kind = self._new_ann(vectors)
         index.add_with_ids(vectors, keys)
         self._index, self.kind = index, kind
-        log.info("%s: %d vectors, switched to %s", self.field, len(keys), self._factory_string(len(keys)))
+        log.info("%s: %d vectors, (re)built as %s", self.field, len(keys), self.spec)
 
     def _reconstruct(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) == 0:
@@ -186,7 +194,8 @@ class VectorIndex:
         if allowed is None:
             scores, keys = self._search_all(q, min(k, self.ntotal))
             return [self._pairs(s, i) for s, i in zip(scores, keys, strict=True)]
-        keys_allowed = np.array([key for key in (vector_id(a) for a in allowed) if key in self._ids], np.int64)
+        candidates = vector_keys(list(allowed))
+        keys_allowed = np.array([key for key in candidates.tolist() if key in self._ids], np.int64)
         if len(keys_allowed) == 0:
             return [[] for _ in range(len(q))]
         if self.kind != "exact" and len(keys_allowed) <= self.exact_filter_max:
@@ -248,7 +257,15 @@ class VectorIndex:
         with open(ids_path.with_suffix(".tmp"), "wb") as fh:
             np.savez(fh, keys=keys, ids=ids)
         os.replace(ids_path.with_suffix(".tmp"), ids_path)
-        meta = {"field": self.field, "dim": self.dim, "kind": self.kind, "count": self.ntotal, "generation": generation}
+        meta = {
+            "field": self.field,
+            "dim": self.dim,
+            "kind": self.kind,
+            "index": self.spec,
+            "trained_for": self.trained_for,
+            "count": self.ntotal,
+            "generation": generation,
+        }
         meta_path.with_suffix(".tmp").write_text(json.dumps(meta))
         os.replace(meta_path.with_suffix(".tmp"), meta_path)
 
@@ -269,6 +286,7 @@ class VectorIndex:
             log.warning("%s: vector index on disk disagrees with itself; it will be rebuilt", self.field)
             return False
         self._index, self._ids, self.kind = index, ids, str(meta.get("kind", "exact"))
+        self.spec, self.trained_for = str(meta.get("index", "Flat")), int(meta.get("trained_for", 0))
         ivf = _as_ivf(index)
         if ivf is not None:
             ivf.nprobe = self.nprobe
@@ -277,6 +295,7 @@ class VectorIndex:
 
     def reset(self) -> None:
         self._index, self._ids, self.kind, self._gpu_replica = self._new_exact(), {}, "exact", None
+        self.spec, self.trained_for = "Flat", 0
 
 
 def _as_ivf(index: Any) -> Any:

@@ -10,6 +10,14 @@ from typing import ClassVar, Protocol, runtime_checkable
 from engine.documents import DecodedImage, Document
 
 
+class EnricherUnavailable(RuntimeError):
+    """An enricher cannot run here (missing binary, package or weights); says what to do."""
+
+    def __init__(self, name: str, reason: str, fix: str) -> None:
+        super().__init__(f"{name}: {reason}; fix: {fix}")
+        self.name, self.reason, self.fix = name, reason, fix
+
+
 @runtime_checkable
 class EnrichmentResult(Protocol):
     """What an enricher returns: it knows how to write itself into a document."""
@@ -28,7 +36,7 @@ class Enricher(Protocol):
 
     def enrich(self, image: DecodedImage) -> EnrichmentResult: ...
 
-    def enrich_batch(self, images: Sequence[DecodedImage]) -> list[EnrichmentResult]: ...
+    def enrich_batch(self, images: Sequence[DecodedImage]) -> Sequence[EnrichmentResult]: ...
 
 
 class BaseEnricher(ABC):
@@ -36,11 +44,13 @@ class BaseEnricher(ABC):
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "0"
-    vector_fields: ClassVar[dict[str, int]] = {}
+    #: vector fields known before loading; model enrichers learn theirs in `_load`
+    default_vector_fields: ClassVar[dict[str, int]] = {}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loaded = False
+        self.vector_fields: dict[str, int] = dict(self.default_vector_fields)
 
     def load(self) -> None:
         if self._loaded:
@@ -61,5 +71,5 @@ class BaseEnricher(ABC):
     def _enrich(self, image: DecodedImage) -> EnrichmentResult:
         """Describe one image (the model is loaded)."""
 
-    def enrich_batch(self, images: Sequence[DecodedImage]) -> list[EnrichmentResult]:
+    def enrich_batch(self, images: Sequence[DecodedImage]) -> Sequence[EnrichmentResult]:
         return [self.enrich(image) for image in images]

@@ -8,6 +8,7 @@ Named colours classify every pixel into one of 12 names and report each name's s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -104,7 +105,7 @@ def dominant_colours(hsv: np.ndarray, *, min_share: float = _MIN_SHARE) -> list[
 class ColourEnricher(BaseEnricher):
     name = "colour"
     version = "1"
-    vector_fields = {"colour": HIST_DIM}  # noqa: RUF012
+    default_vector_fields: ClassVar[dict[str, int]] = {"colour": HIST_DIM}
 
     def _enrich(self, image: DecodedImage) -> ColourResult:
         hsv = _small_hsv(image.pixels)

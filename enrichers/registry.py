@@ -6,11 +6,16 @@ from typing import Any
 
 from enrichers.base import BaseEnricher
 from enrichers.colour import ColourEnricher
+from enrichers.objects import ObjectsEnricher
+from enrichers.ocr import OcrEnricher
 from enrichers.phash import PHashEnricher
 
+# Heavy models (ultralytics, Tesseract) load lazily, on first use: listing them here is cheap.
 BUILTIN: dict[str, type[BaseEnricher]] = {
     ColourEnricher.name: ColourEnricher,
     PHashEnricher.name: PHashEnricher,
+    OcrEnricher.name: OcrEnricher,
+    ObjectsEnricher.name: ObjectsEnricher,
 }
 
 
@@ -18,10 +23,11 @@ def available() -> list[str]:
     return sorted(BUILTIN)
 
 
-def create(name: str, **options: Any) -> BaseEnricher:
-    """Instantiate the enricher registered as `name`; raises ValueError for an unknown name."""
+def create(name: str, extra: dict[str, type[BaseEnricher]] | None = None, **options: Any) -> BaseEnricher:
+    """Instantiate the enricher registered as `name` (or in `extra`); raises ValueError for an unknown name."""
+    registry = {**BUILTIN, **(extra or {})}
     try:
-        cls = BUILTIN[name]
+        cls = registry[name]
     except KeyError:
-        raise ValueError(f"unknown enricher {name!r}; choose from {', '.join(available())}") from None
+        raise ValueError(f"unknown enricher {name!r}; choose from {', '.join(sorted(registry))}") from None
     return cls(**options)

@@ -28,6 +28,20 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+CHEAP_ENRICHERS_ENV = "IMGSEARCH_ENRICHERS"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_enrichers() -> Iterator[None]:
+    """Engine tests run the fast enrichers (colour, pHash); model tests ask for OCR/YOLO/CLIP explicitly.
+
+    Set through the environment so module fixtures, the CLI and subprocesses all see it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CHEAP_ENRICHERS_ENV, '["colour", "phash"]')
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", workers=2, batch_size=16)

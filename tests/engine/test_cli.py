@@ -24,7 +24,7 @@ from engine.documents import content_id
 from engine.engine import Engine
 from engine.openapi import openapi_spec
 from engine.settings import Settings
-from tests.conftest import image_bytes, noise_image, shared_path
+from tests.conftest import CHEAP_ENRICHERS_ENV, image_bytes, noise_image, shared_path
 
 Cap = pytest.CaptureFixture[str]
 SEARCH_SCHEMA = openapi_spec()["components"]["schemas"]["SearchResponse"]
@@ -99,7 +99,7 @@ def write_folder(folder: Path) -> dict[str, Path]:
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working directory and no IMGSEARCH_* settings from the caller's environment."""
     for key in list(os.environ):
-        if key.startswith("IMGSEARCH_"):
+        if key.startswith("IMGSEARCH_") and key != CHEAP_ENRICHERS_ENV:
             monkeypatch.delenv(key)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -483,7 +483,7 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the `imgsearch` console script (installed next to this Python) with a clean environment."""
     script = Path(sys.executable).with_name("imgsearch")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_") or k == CHEAP_ENRICHERS_ENV}
     return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -513,7 +513,7 @@ def test_console_script_exit_codes(tmp_path: Path, folder: Path, isolated: Path)
 
 @pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path: Path, isolated: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_") or k == CHEAP_ENRICHERS_ENV}
     argv = [sys.executable, "-m", "engine.cli", "stats", "--json", "--data-dir", str(tmp_path / "index")]
     result = subprocess.run(argv, cwd=isolated, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr

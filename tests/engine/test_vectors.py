@@ -126,3 +126,28 @@ def test_hash_index_hamming_search() -> None:
     index.remove(["a"])
     assert index.search(0, max_distance=64, k=1) == [("b", 2)]
     assert len(index) == 2
+
+
+def test_ivf_is_retrained_as_it_grows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    index = VectorIndex("f", 16, directory=tmp_path, exact_threshold=500, factory="IVF{nlist},Flat")
+    batches = [normalise(rng.standard_normal((500, 16))) for _ in range(6)]
+    index.add([secrets.token_hex(16) for _ in range(501)], np.vstack([batches[0], batches[1][:1]]))
+    assert index.kind == "ivf" and index.trained_for == 501
+    first_spec = index.spec
+    for batch in batches[2:]:
+        index.add([secrets.token_hex(16) for _ in range(len(batch))], batch)
+    assert index.ntotal == 2501
+    assert index.trained_for == 2501 and index.spec != first_spec  # retrained past 4x its training size
+    assert index.describe()["index"] == index.spec
+    index.save()
+    loaded = VectorIndex("f", 16, directory=tmp_path)
+    assert loaded.load() and (loaded.spec, loaded.trained_for) == (index.spec, index.trained_for)
+
+
+def test_vector_keys_match_vector_id() -> None:
+    from engine.documents import vector_id, vector_keys
+
+    ids = [secrets.token_hex(16) for _ in range(100)] + ["f" * 32, "0" * 32]
+    assert vector_keys(ids).tolist() == [vector_id(i) for i in ids]
+    assert vector_keys([]).dtype == np.int64
