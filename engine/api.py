@@ -121,6 +121,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = engine is None
         state["engine"] = engine if engine is not None else await run_in_threadpool(Engine.open, settings)
+        if own:  # load models now: the first request should not pay for it, and /health should be true
+            await run_in_threadpool(state["engine"].components, load=True)
         try:
             yield
         finally:
@@ -220,15 +222,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
         )
 
     async def health(request: Request) -> Response:
-        stats = await call(eng().stats)
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "documents": stats["store"]["documents"],
-                "components": _components(stats),
-            }
-        )
+        components = await call(eng().components)
+        documents = int(await call(eng().store.count))
+        degraded = any(c["status"] == "missing" for c in components)
+        body = {
+            "status": "degraded" if degraded else "ok",
+            "version": __version__,
+            "documents": documents,
+            "components": {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in components},
+        }
+        return JSONResponse(body)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await call(eng().stats))
@@ -363,12 +366,3 @@ def _thumbnail(engine: Engine, doc_id: str) -> bytes:
     settings.thumbnail_dir.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(thumb)
     return thumb
-
-
-def _components(stats: dict[str, Any]) -> dict[str, dict[str, str]]:
-    out = {"store": {"status": "ready", "detail": f"{stats['store']['backend']} ({stats['store']['documents']} docs)"}}
-    for name, info in stats["vectors"].items():
-        out[f"vectors.{name}"] = {"status": "ready", "detail": f"{info['index']} ({info['count']} vectors)"}
-    for name, version in stats["enrichers"].items():
-        out[f"enricher.{name}"] = {"status": "ready", "detail": f"version {version}"}
-    return out

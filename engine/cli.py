@@ -125,6 +125,38 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK if not missing else EXIT_PARTIAL
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Load every component and say, for each, whether it is ready and what to do when it is not."""
+    with _open(args) as engine:
+        components = engine.components(load=True)
+    if args.json:
+        print(json.dumps({"components": components}))
+    else:
+        for c in components:
+            print(f"{c['status']:<10} {c['name']:<18} {c['detail']}")
+            if c["fix"]:
+                print(f"{'':<10} {'':<18} fix: {c['fix']}")
+        missing = [c["name"] for c in components if c["status"] == "missing"]
+        print("all components ready" if not missing else f"running without: {', '.join(missing)}")
+    return EXIT_OK if all(c["status"] == "ready" for c in components) else EXIT_PARTIAL
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from engine.ingest import reindex_stale
+
+    if not args.stale:
+        raise ImgSearchError("say what to reindex: `imgsearch reindex --stale` re-runs outdated enrichers")
+    with _open(args) as engine:
+        report = reindex_stale(engine, progress=not args.no_progress)
+    print(
+        f"re-enriched {report.replaced}, up to date {report.unchanged}, failed {len(report.failed)} "
+        f"({report.seconds:.1f}s)"
+    )
+    for failure in report.failed:
+        print(f"  FAILED {failure.path}: {failure.reason}")
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -174,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", parents=[common], help="remove images by id")
     p.add_argument("ids", nargs="+")
     p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("doctor", parents=[common], help="check every component (store, indexes, OCR, models)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("reindex", parents=[common], help="re-run enrichers whose version changed")
+    p.add_argument("--stale", action="store_true", help="only documents an enricher's current version has not seen")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("demo", parents=[common], help="index a demo corpus, run example queries, serve")
     p.add_argument("--no-serve", action="store_true", help="stop after the example queries")

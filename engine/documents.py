@@ -104,6 +104,8 @@ class Document:
     ocr_text: str = ""
     ocr_words: list[OcrWord] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
+    #: extra words that find the labels (synonyms an enricher knows: "people" for person)
+    label_terms: list[str] = field(default_factory=list)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     enrichments: dict[str, str] = field(default_factory=dict)
     ingested_at: datetime | None = None

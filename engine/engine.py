@@ -157,7 +157,9 @@ class Engine:
         if failures:
             raise RuntimeError(failures[0])
 
-    def enrich_batch(self, images: Sequence[DecodedImage], docs: Sequence[Document]) -> dict[int, str]:
+    def enrich_batch(
+        self, images: Sequence[DecodedImage], docs: Sequence[Document], *, only: set[str] | None = None
+    ) -> dict[int, str]:
         """Run every available enricher over a batch, writing into `docs`; returns {index: reason} of failures.
 
         An enricher that cannot load is disabled (reported once) and the batch goes on without it. An
@@ -165,6 +167,8 @@ class Engine:
         """
         failures: dict[int, str] = {}
         for enricher in self.active_enrichers():
+            if only is not None and enricher.name not in only:
+                continue
             live = [i for i in range(len(images)) if i not in failures]
             if not live:
                 break
@@ -195,8 +199,19 @@ class Engine:
         return failures
 
     def components(self, *, load: bool = False) -> list[dict[str, str]]:
-        """Each component's state (ready, degraded, missing, not loaded) with what to do about it."""
-        out = [{"name": "store", "status": "ready", "detail": f"{self.store.stats()['backend']}", "fix": ""}]
+        """Each component's state (ready, missing, not loaded) with what to do about it.
+
+        With `load`, every model is loaded first, so the answer is the truth rather than a promise.
+        """
+        stats = self.store.stats()
+        out = [
+            {
+                "name": "store",
+                "status": "ready",
+                "detail": f"{stats['backend']}, {stats['documents']} documents",
+                "fix": "",
+            }
+        ]
         for enricher in self.enrichers:
             if load and enricher.name not in self.unavailable:
                 self.enricher(enricher.name)

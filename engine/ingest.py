@@ -221,6 +221,55 @@ def ingest_sources(
     return report
 
 
+def reindex_stale(engine: Engine, *, progress: bool = False) -> IngestReport:
+    """Re-run the enrichers whose version differs from (or is missing in) a document's; only those.
+
+    Needs each document's file at its recorded path; a missing file is reported, the rest go on.
+    """
+    report = IngestReport()
+    started = time.perf_counter()
+    current = {e.name: e.version for e in engine.enrichers if engine.enricher(e.name) is not None}
+    ids = engine.store.filter_ids([])
+    bar = Progress(len(ids), progress)
+    settings = engine.settings
+    try:
+        for offset in range(0, len(ids), settings.batch_size):
+            docs = list(engine.store.get(ids[offset : offset + settings.batch_size]).values())
+            work: list[tuple[Document, DecodedImage, set[str]]] = []
+            for doc in docs:
+                stale = {name for name, version in current.items() if doc.enrichments.get(name) != version}
+                if not stale:
+                    report.unchanged += 1
+                    continue
+                data, error = _read(Source(doc.path), settings.max_file_bytes) if doc.path else (None, "no file path")
+                if data is None:
+                    report.failed.append(IngestFailure(doc.path or doc.id, f"cannot re-enrich: {error}"))
+                    continue
+                try:
+                    decoded = decode_image(data, max_pixels=settings.max_image_pixels)
+                except ImgSearchError as exc:
+                    report.failed.append(IngestFailure(doc.path or doc.id, exc.message))
+                    continue
+                work.append((doc, working_copy(decoded, settings.enrich_max_side), stale))
+            for names in {frozenset(stale) for _, _, stale in work}:
+                group = [(doc, image) for doc, image, stale in work if stale == names]
+                broken = engine.enrich_batch([im for _, im in group], [d for d, _ in group], only=set(names))
+                for i, (doc, _) in enumerate(group):
+                    if i in broken:
+                        report.failed.append(IngestFailure(doc.path or doc.id, broken[i]))
+                fixed = [doc for i, (doc, _) in enumerate(group) if i not in broken]
+                engine.add_documents(fixed)
+                report.replaced += len(fixed)
+                report.ids.extend(d.id for d in fixed)
+            report.seen += len(docs)
+            bar.update(len(docs), len(report.failed))
+    finally:
+        bar.close()
+        engine.save()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
 def ingest_paths(
     engine: Engine, inputs: Sequence[str | Path], *, manifest: Manifest | None = None, progress: bool = False
 ) -> IngestReport:

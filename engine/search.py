@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from engine.documents import Document, content_id
 from engine.errors import InvalidQuery
 from engine.filters import Filter, filter_to_dict
+from engine.highlight import snippet
 from engine.images import decode_image
+from engine.ingest import new_document, working_copy
 from engine.store import Impression
 from ranking.fusion import FusedHit, LegHit, rrf
 
@@ -56,9 +60,13 @@ class SearchHit:
     score: float
     signals: dict[str, float]
     document: Document
+    ocr_snippet: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.document.summary(), "score": self.score, "signals": self.signals}
+        out = {**self.document.summary(), "score": self.score, "signals": self.signals}
+        if self.ocr_snippet:
+            out["ocr_snippet"] = self.ocr_snippet
+        return out
 
 
 @dataclass(slots=True)
@@ -89,6 +97,8 @@ def signals_of(hit: FusedHit) -> dict[str, float]:
     for leg, score in sorted(hit.scores.items()):
         if leg == "text":
             out["bm25"] = round(score, 6)
+        elif leg == "image_text":
+            out["bm25.image_text"] = round(score, 6)
         elif leg == "phash":
             out["hamming.phash"] = int(score)
         else:
@@ -98,24 +108,44 @@ def signals_of(hit: FusedHit) -> dict[str, float]:
     return out
 
 
-def _query_image(engine: Engine, request: SearchRequest) -> tuple[dict[str, Any], str | None, str | None]:
-    """Vectors and pHash of the query image (uploaded and enriched, or an indexed document's)."""
+@dataclass(slots=True)
+class QueryImage:
+    """What a query image contributes: its vectors, pHash, and the words read or seen in it."""
+
+    vectors: dict[str, Any]
+    phash: str | None
+    words: str
+    exclude: str | None
+
+
+def image_words(doc: Document) -> str:
+    """OCR text and label names of an image, as a keyword query (a receipt finds the same receipt)."""
+    return " ".join([doc.ocr_text, *(lb.name for lb in doc.labels)]).strip()
+
+
+def _query_image(engine: Engine, request: SearchRequest) -> QueryImage:
+    """The query image (an indexed document, or an upload enriched like an ingested image)."""
     if request.like is not None:
         doc = engine.get(request.like)
-        return doc.vectors, doc.phash, doc.id
+        return QueryImage(doc.vectors, doc.phash, image_words(doc), doc.id)
     assert request.image is not None
     s = engine.settings
     decoded = decode_image(request.image, max_pixels=s.max_image_pixels, max_bytes=s.max_file_bytes)
-    probe = Document(
-        id=content_id(request.image),
-        path=None,
-        width=decoded.width,
-        height=decoded.height,
-        format=decoded.format.lower(),
-        bytes=len(request.image),
-    )
-    engine.enrich(decoded, probe)
-    return probe.vectors, probe.phash, None
+    probe = new_document(request.image, decoded, path=None, entry=None)
+    engine.enrich(working_copy(decoded, s.enrich_max_side), probe)
+    return QueryImage(probe.vectors, probe.phash, image_words(probe), None)
+
+
+def _text_vector(engine: Engine, text: str) -> np.ndarray | None:
+    """The CLIP text embedding of a keyword query, when CLIP is loaded and images have CLIP vectors."""
+    index = engine.indexes.get("clip")
+    if index is None or index.ntotal == 0:
+        return None
+    clip = engine.enricher("clip")
+    if clip is None or not hasattr(clip, "encode_text"):
+        return None
+    vectors: np.ndarray = clip.encode_text([text])
+    return vectors[0]
 
 
 def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
@@ -131,24 +161,42 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
     exclude: str | None = None
     total_relation = "eq"
 
+    allowed: set[str] | None = None
+    if request.filters and (has_image or "clip" in engine.indexes):
+        allowed = set(engine.store.filter_ids(request.filters))
     if text:
         legs["text"] = [LegHit(h.id, h.score) for h in engine.store.search_text(text, request.filters, depth)]
+        text_vector = _text_vector(engine, text)
+        if text_vector is not None:
+            by_text = engine.similar({"clip": text_vector}, None, k=depth, allowed=allowed)
+            legs["clip"] = [LegHit(i, score) for i, score in by_text.get("clip", [])]
     if has_image:
-        vectors, phash, exclude = _query_image(engine, request)
-        allowed = set(engine.store.filter_ids(request.filters)) if request.filters else None
-        for name, found in engine.similar(vectors, phash, k=depth, allowed=allowed, exclude=exclude).items():
-            legs[name] = [LegHit(i, score) for i, score in found]
+        query = _query_image(engine, request)
+        exclude = query.exclude
+        for name, found in engine.similar(
+            query.vectors, query.phash, k=depth, allowed=allowed, exclude=exclude
+        ).items():
+            legs[name if name not in legs else f"image.{name}"] = [LegHit(i, score) for i, score in found]
+        if query.words:
+            seen = engine.store.search_text(query.words, request.filters, depth + 1)
+            legs["image_text"] = [LegHit(h.id, h.score) for h in seen if h.id != exclude][:depth]
 
     if legs:
         fused = rrf(legs, k=s.rrf_k, weights=s.leg_weights)
         page = fused[request.offset : request.offset + request.k]
-        if has_image:
+        if has_image or "clip" in legs:
             total = len(fused)
             total_relation = "gte" if any(len(hits) >= depth for hits in legs.values()) else "eq"
         else:
             total = engine.store.count_text(text, request.filters)
         docs = engine.store.get([h.id for h in page])
-        hits = [SearchHit(h.id, round(h.score, 8), signals_of(h), docs[h.id]) for h in page if h.id in docs]
+        hits = [
+            SearchHit(
+                h.id, round(h.score, 8), signals_of(h), docs[h.id], snippet(docs[h.id].ocr_text, text) if text else None
+            )
+            for h in page
+            if h.id in docs
+        ]
     elif text or has_image:
         total, hits = 0, []
     else:
@@ -159,7 +207,8 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
 
     facets: dict[str, dict[str, int]] = {}
     if request.facets:
-        facet_text = text if text and not has_image else None
+        # Keyword-only results are the keyword matches; any vector leg ranks the whole filtered set.
+        facet_text = text if text and set(legs) <= {"text"} else None
         facets = engine.store.facets(request.filters, request.facets, text=facet_text)
 
     query_id = uuid.uuid4().hex

@@ -48,13 +48,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 _AREA_GRID = 64
 
 
-def label_words(labels: Sequence[Label]) -> str:
-    """Text indexed for labels: each name (repeated by count, at most 5) and its synonyms."""
+def synonyms_of(labels: Sequence[Label]) -> list[str]:
+    """Search words for these labels beyond their names (indexed with the labels)."""
     words: list[str] = []
     for lb in labels:
-        words.extend([lb.name] * max(1, min(lb.count, 5)))
-        words.extend(SYNONYMS.get(lb.name, ()))
-    return " ".join(words)
+        words.extend(w for w in SYNONYMS.get(lb.name, ()) if w not in words)
+    return words
 
 
 @dataclass(slots=True)
@@ -64,6 +63,7 @@ class ObjectsResult:
 
     def apply(self, doc: Document) -> None:
         doc.labels = list(self.labels)
+        doc.label_terms = synonyms_of(self.labels)
         if self.features is not None:
             doc.vectors["detector"] = self.features
 

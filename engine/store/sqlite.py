@@ -186,6 +186,7 @@ class SqliteStore:
             ],
             "ocr_words": [[w.text, w.confidence, *w.box] for w in doc.ocr_words],
             "enrichments": doc.enrichments,
+            "label_terms": doc.label_terms,
         }
         ingested = (doc.ingested_at or datetime.now()).isoformat(timespec="seconds")
         row = conn.execute(
@@ -246,7 +247,9 @@ class SqliteStore:
             "INSERT INTO vectors (doc_rowid, field, dim, data) VALUES (?, ?, ?, ?)",
             [(rowid, name, int(vec.shape[0]), _vec_to_blob(vec)) for name, vec in doc.vectors.items()],
         )
-        label_words = " ".join(" ".join([lb.name] * max(1, min(lb.count, 5))) for lb in doc.labels)
+        label_words = " ".join(
+            [*(" ".join([lb.name] * max(1, min(lb.count, 5))) for lb in doc.labels), *doc.label_terms]
+        )
         conn.execute(
             "INSERT INTO fts (rowid, " + ", ".join(TEXT_FIELDS) + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -518,6 +521,7 @@ def _row_to_doc(row: tuple[Any, ...]) -> Document:
             for lb in body.get("labels", [])
         ],
         enrichments=dict(body.get("enrichments", {})),
+        label_terms=list(body.get("label_terms", [])),
         ingested_at=datetime.fromisoformat(ingested_at) if ingested_at else None,
     )
 

@@ -532,7 +532,8 @@ def test_health(client: TestClient, corpus: Corpus) -> None:
     assert body["documents"] == len(corpus.ids)
     assert set(body["components"]) == {"store", "vectors.colour", "enricher.colour", "enricher.phash"}
     assert all(c["status"] == "ready" for c in body["components"].values())
-    assert body["components"]["vectors.colour"]["detail"] == f"Flat ({len(corpus.ids)} vectors)"
+    assert body["components"]["vectors.colour"]["detail"] == f"Flat, {len(corpus.ids)} vectors"
+    assert body["components"]["store"]["detail"] == f"sqlite, {len(corpus.ids)} documents"
 
 
 def test_health_on_an_empty_index(client: TestClient) -> None:

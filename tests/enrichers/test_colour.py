@@ -68,5 +68,5 @@ def test_apply_writes_document_fields() -> None:
 
 def test_registry_rejects_unknown_names() -> None:
     assert create("colour").name == "colour"
-    with pytest.raises(ValueError, match="unknown enricher .nope.; choose from colour, objects, ocr, phash"):
+    with pytest.raises(ValueError, match=r"unknown enricher .nope.; choose from colour, objects, ocr, phash"):
         create("nope")
