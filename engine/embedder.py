@@ -116,7 +116,11 @@ class ClipEmbedder(BaseEnricher):
         self.load()
         out = []
         for start in range(0, len(pixels), self.batch_size):
-            chunk = [np.ascontiguousarray(p) for p in pixels[start : start + self.batch_size]]
+            # torch cannot wrap read-only arrays (decoded images are), so copy those
+            chunk = [
+                p if p.flags.writeable and p.flags.c_contiguous else np.array(p)
+                for p in pixels[start : start + self.batch_size]
+            ]
             inputs = self._processor(images=chunk, return_tensors="pt")
             values = inputs["pixel_values"].to(self.device, dtype=self._model.dtype)
             with self._infer_lock, torch.inference_mode():

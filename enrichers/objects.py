@@ -77,7 +77,8 @@ def aggregate(detections: np.ndarray, names: dict[int, str], width: int, height:
     for cls, rows in by_class.items():
         mask = np.zeros((_AREA_GRID, _AREA_GRID), dtype=bool)
         boxes = []
-        for x1, y1, x2, y2, conf, _ in rows:
+        for row in rows:
+            x1, y1, x2, y2, conf = (float(v) for v in row[:5])
             box = Box(
                 round(max(0.0, x1 / width), 4),
                 round(max(0.0, y1 / height), 4),

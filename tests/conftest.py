@@ -71,3 +71,82 @@ def noise_image(seed: int, size: tuple[int, int] = (96, 64)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
     return np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BICUBIC))
+
+
+MODEL_DIR = SHARED / "models" / "yolo11n_int8_openvino_model"
+
+
+def need_module(name: str) -> None:
+    """Skip (with the reason) when an optional model package is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (scripts/setup installs it)")
+
+
+def need_tesseract() -> None:
+    import shutil
+
+    need_module("pytesseract")
+    if shutil.which("tesseract") is None:
+        pytest.skip("the tesseract binary is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)")
+
+
+def need_detector() -> Path:
+    need_module("ultralytics")
+    need_module("openvino")
+    if not MODEL_DIR.exists():
+        pytest.skip(f"detector model {MODEL_DIR} is absent (set IMGSEARCH_TEST_SHARED to the shared/ folder)")
+    return MODEL_DIR
+
+
+def make_tiny_clip(directory: Path) -> Path:
+    """A randomly initialised CLIP (16-d, 32x32 images, 11-word vocabulary) saved like a real checkpoint."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizerFast
+
+    words = ["<|startoftext|>", "<|endoftext|>", "a", "photo", "of", "dog", "cat", "red", "car", "receipt", "the"]
+    vocab = {w if w.startswith("<|") else f"{w}</w>": i for i, w in enumerate(words)}
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>", end_of_word_suffix="</w>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.decoder = decoders.BPEDecoder(suffix="</w>")
+    special = {
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+    }
+    tokenizer = CLIPTokenizerFast(tokenizer_object=bpe, **special)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(directory)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_module("torch")
+    need_module("transformers")
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))

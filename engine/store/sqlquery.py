@@ -15,13 +15,24 @@ from engine.store.base import TEXT_FIELDS
 
 MAX_QUERY_TOKENS = 32
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_ACRONYM = re.compile(r"(?<!\w)(?:[^\W\d_]\.){2,}[^\W\d_]?", re.UNICODE)
 _SQL_OP = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
 _COLUMN = {"width": "d.width", "height": "d.height", "bytes": "d.bytes", "date": "d.taken_at"}
 _KEYED_TERM_FIELD = {"label_count": "label", "colour_share": "colour"}
 
 
 def query_tokens(text: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(text or "")][:MAX_QUERY_TOKENS]
+    """Lower-cased words of a query.
+
+    A dotted acronym counts joined (`D.I.Y.` -> diy); single letters are dropped when the query has
+    longer words (they match stray OCR characters everywhere), digits are kept (prices, dates).
+    """
+    text = text or ""
+    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    tokens += [a.replace(".", "").lower() for a in _ACRONYM.findall(text)]
+    if any(len(t) > 1 for t in tokens):
+        tokens = [t for t in tokens if len(t) > 1 or t.isdigit()]
+    return tokens[:MAX_QUERY_TOKENS]
 
 
 def fts_match(text: str) -> str | None:

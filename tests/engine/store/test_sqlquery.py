@@ -34,6 +34,12 @@ def test_fts_match_quotes_each_word() -> None:
     assert sqlquery.fts_match("") is None
 
 
+def test_dotted_acronyms_also_match_joined() -> None:
+    assert sqlquery.query_tokens("MR D.I.Y. (M) SDN") == ["mr", "sdn", "diy"]
+    assert sqlquery.query_tokens("costs 3.50") == ["costs", "3", "50"]
+    assert sqlquery.query_tokens("a b") == ["a", "b"]  # nothing longer: keep what there is
+
+
 def test_fts_match_caps_tokens() -> None:
     many = " ".join(f"w{i}" for i in range(100))
     assert sqlquery.fts_match(many).count(" OR ") == sqlquery.MAX_QUERY_TOKENS - 1  # type: ignore[union-attr]
