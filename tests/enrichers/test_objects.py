@@ -59,23 +59,36 @@ def test_apply_writes_labels_synonyms_and_vector(detector: ObjectsEnricher) -> N
     assert doc.vectors["detector"].shape == (256,)
 
 
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def test_label_precision_on_minicoco(detector: ObjectsEnricher) -> None:
+    """Box level (every minicoco image holds all three classes, so image level cannot fail): a predicted
+    person/car/airplane box must overlap a ground-truth box of the same class (IoU >= 0.5)."""
     gt = json.loads(shared_path("minicoco-40", "labels", "train.json").read_text())
-    if "images" not in gt:
-        pytest.skip("minicoco labels are not in COCO format")
     categories = {c["id"]: c["name"] for c in gt["categories"]}
-    truth: dict[str, set[str]] = defaultdict(set)
-    files = {img["id"]: img["file_name"] for img in gt["images"]}
+    sizes = {img["id"]: (img["file_name"], img["width"], img["height"]) for img in gt["images"]}
+    truth: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = defaultdict(list)
     for ann in gt["annotations"]:
-        truth[files[ann["image_id"]]].add(categories[ann["category_id"]])
+        name, w, h = sizes[ann["image_id"]]
+        x, y, bw, bh = ann["bbox"]
+        truth[name].append((categories[ann["category_id"]], (x / w, y / h, (x + bw) / w, (y + bh) / h)))
     names = sorted(truth)
-    images = [load("minicoco-40", "images", n) for n in names]
-    results = detector.enrich_batch(images)
+    results = detector.enrich_batch([load("minicoco-40", "images", n) for n in names])
     for category in ("person", "car", "airplane"):
-        predicted = [n for n, r in zip(names, results, strict=True) if category in {lb.name for lb in r.labels}]
-        assert predicted, category
-        precision = sum(category in truth[n] for n in predicted) / len(predicted)
-        assert precision >= 0.9, (category, precision)
+        matched = total = 0
+        for name, result in zip(names, results, strict=True):
+            boxes = [b for lb in result.labels if lb.name == category for b in lb.boxes]
+            for b in boxes:
+                total += 1
+                matched += any(c == category and _iou((b.x1, b.y1, b.x2, b.y2), g) >= 0.5 for c, g in truth[name])
+        assert total > 0, category
+        assert matched / total >= 0.7, (category, matched, total)  # measured: person .8+, car .77, airplane .9+
 
 
 def test_missing_model_is_unavailable_with_a_fix() -> None:
