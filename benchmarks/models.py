@@ -228,23 +228,22 @@ def similar_section(limit: int) -> str:
         detector_vecs.append(features)
     p_colour, top_colour = precision_at_10(np.stack(colour_vecs), labels)
     p_detector, top_detector = precision_at_10(np.stack(detector_vecs), labels)
-    weights = Settings().search.leg_weights
-    fused_p = []
-    for i in range(len(paths)):
-        legs = {
-            "colour": [LegHit(str(j), 0.0) for j in top_colour[i]],
-            "detector": [LegHit(str(j), 0.0) for j in top_detector[i]],
-        }
-        top = [int(h.id) for h in rrf(legs, k=60, weights=weights)[:10]]
-        fused_p.append(float((labels[top] == labels[i]).mean()))
-    rows = [
-        ["colour histogram (128-d)", fmt(p_colour, 3)],
-        ["detector backbone (256-d)", fmt(p_detector, 3)],
-        [
-            f"RRF fused (weights colour {weights.get('colour', 1)}, detector {weights.get('detector', 1)})",
-            fmt(statistics.mean(fused_p), 3),
-        ],
-    ]
+    default = Settings().search.leg_weights
+    rows = [["colour histogram (128-d)", "-", fmt(p_colour, 3)], ["detector backbone (256-d)", "-", fmt(p_detector, 3)]]
+    for colour_weight in sorted({default.get("colour", 1.0), 0.15, 0.3, 0.6, 1.0}):
+        weights = {"colour": colour_weight, "detector": default.get("detector", 1.0)}
+        fused_p = []
+        for i in range(len(paths)):
+            legs = {
+                "colour": [LegHit(str(j), 0.0) for j in top_colour[i]],
+                "detector": [LegHit(str(j), 0.0) for j in top_detector[i]],
+            }
+            top = [int(h.id) for h in rrf(legs, k=60, weights=weights)[:10]]
+            fused_p.append(float((labels[top] == labels[i]).mean()))
+        marker = " (default)" if colour_weight == default.get("colour") else ""
+        rows.append(
+            [f"RRF fused, colour weight {colour_weight}{marker}", weights["detector"], fmt(statistics.mean(fused_p), 3)]
+        )
     return "\n".join(
         [
             f"### Similar-image search on Imagenette val (leave-one-out, {len(paths)} images, 10 classes)",
@@ -252,7 +251,7 @@ def similar_section(limit: int) -> str:
             "A hit is relevant when it has the query's class; chance is 0.10. Exact cosine per leg, the engine's "
             "reciprocal rank fusion over each leg's top 200.",
             "",
-            table(["signal", "P@10"], rows),
+            table(["signal", "detector weight", "P@10"], rows),
         ]
     )
 

@@ -52,8 +52,16 @@ class SearchSettings(BaseModel):
     candidate_k: int = Field(200, description="Candidates each leg returns before fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant (higher flattens rank differences).")
     leg_weights: dict[str, float] = Field(
-        default_factory=lambda: {"text": 1.0, "colour": 0.6, "phash": 1.5},
-        description="RRF weight per leg (text, phash, and one per vector field); unlisted legs weigh 1.",
+        default_factory=lambda: {
+            "text": 1.0,
+            "clip": 1.0,
+            "detector": 1.0,
+            "image_text": 1.0,
+            "colour": 0.3,
+            "phash": 1.5,
+        },
+        description="RRF weight per leg: text (BM25), clip, detector, colour (vector fields), phash, "
+        "image_text (a query image's OCR words and labels); unlisted legs weigh 1.",
     )
     phash_max_distance: int = Field(
         12, description="Largest Hamming distance (of 64 bits) that counts as a near-duplicate."
