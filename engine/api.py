@@ -69,6 +69,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _json_object(body: bytes, not_object: str) -> dict[str, Any]:
+    """Parse a JSON object body (empty = {}); BadRequest naming what is wrong otherwise."""
+    try:
+        payload = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest(not_object)
+    return payload
+
+
 async def _form(request: Request, limit: int) -> Any:
     body = await _read_body(request, limit)
     request._body = body  # let Starlette's form parser reuse the bytes we already size-checked
@@ -162,13 +173,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
                     params[key] = value
             req = _search_request(params, image)
         else:
-            body = await _read_body(request, limit)
-            try:
-                payload = json.loads(body or b"{}")
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-            if not isinstance(payload, dict):
-                raise BadRequest("request body must be a JSON object")
+            payload = _json_object(await _read_body(request, limit), "request body must be a JSON object")
             req = _search_request(payload, None)
         return JSONResponse((await call(run_search, eng(), req)).to_dict())
 
@@ -209,12 +214,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Starlette
 
     async def clicks_post(request: Request) -> Response:
         body = await _read_body(request, 64 * 1024)
-        try:
-            payload = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise BadRequest('send a JSON object {"query_id": ..., "id": ...}')
+        payload = _json_object(body or b"null", 'send a JSON object {"query_id": ..., "id": ...}')
         click = await call(record_click, eng(), payload)
         return JSONResponse(
             {"recorded": True, "query_id": click.query_id, "id": click.doc_id, "position": click.position},

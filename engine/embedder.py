@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.documents import DecodedImage, Document
+from engine.vectors import normalise
 from enrichers.base import BaseEnricher, EnricherUnavailable
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class ClipEmbedder(BaseEnricher):
             str(Path(self.model_name).expanduser()) if Path(self.model_name).expanduser().is_dir() else self.model_name
         )
         try:
-            model = CLIPModel.from_pretrained(source, local_files_only=self.local_files_only, dtype=dtype)
+            model: Any = CLIPModel.from_pretrained(source, local_files_only=self.local_files_only, dtype=dtype)
             processor = CLIPProcessor.from_pretrained(source, local_files_only=self.local_files_only)
         except Exception as exc:
             first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
@@ -104,10 +105,7 @@ class ClipEmbedder(BaseEnricher):
         return getattr(output, "pooler_output", output)
 
     def _normalise(self, tensor: Any) -> np.ndarray:
-        x = tensor.float().cpu().numpy().astype(np.float32)
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return x / norms
+        return normalise(tensor.float().cpu().numpy())
 
     def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """(n, dim) unit vectors for RGB uint8 arrays, in batches of `batch_size`."""

@@ -237,7 +237,7 @@ class ObjectsEnricher(BaseEnricher):
         assert self._ov is not None
         size = self._ov.imgsz
         letterbox = LetterBox(new_shape=(size, size), auto=False)
-        batch = np.stack([letterbox(image=p) for p in pixels]).astype(np.float32) / 255.0
+        batch = np.stack([np.asarray(letterbox(image=p)) for p in pixels]).astype(np.float32) / 255.0
         raw, features = self._ov.infer(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
         kept = nms.non_max_suppression(torch.from_numpy(raw), self.confidence, self.iou, max_det=300)
         pooled = _pool(features)
