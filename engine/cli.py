@@ -6,6 +6,7 @@ Exit status: 0 success, 1 error (message on stderr), 3 ingest finished but some 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import sys
@@ -89,6 +90,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{n:3d}. {hit.score:.5f} {hit.id} {hit.document.path or ''}")
         if signals:
             print(f"      {signals}")
+        if hit.ocr_snippet:
+            marked = hit.ocr_snippet.replace("<mark>", "[").replace("</mark>", "]")
+            print(f"      text: {html.unescape(marked)}")
     for name, counts in response.facets.items():
         print(f"facet {name}: " + ", ".join(f"{v} ({c})" for v, c in counts.items()))
     return EXIT_OK

@@ -146,3 +146,23 @@ def test_doctor_tells_the_truth(
     assert lines["enricher.ocr"] == "ready" and lines["enricher.objects"] == "ready"
     assert lines["enricher.clip"] == "missing" and lines["store"] == "ready"
     assert "fix: set IMGSEARCH_CLIP__MODEL" in out and "running without: enricher.clip" in out
+
+
+def test_cli_finds_a_receipt_by_company_and_shows_the_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_tesseract()
+    monkeypatch.setenv("IMGSEARCH_ENRICHERS", '["colour", "phash", "ocr"]')
+    folder = tmp_path / "receipts"
+    folder.mkdir()
+    for r in RECEIPTS[:6]:
+        (folder / f"{r}.jpg").write_bytes((DATA / "sroie-100" / "img" / f"{r}.jpg").read_bytes())
+    data = str(tmp_path / "d")
+    assert main(["ingest", str(folder), "--data-dir", data, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", company("003"), "--data-dir", data, "--k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    first = next(line for line in out if line.lstrip().startswith("1."))
+    assert first.endswith("003.jpg")
+    text_line = out[out.index(first) + 2]
+    assert text_line.strip().startswith("text:") and "[" in text_line and "]" in text_line
