@@ -7,11 +7,14 @@ rewrites only that section (plus the machine block), so the scripts can run in a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import platform
 import re
 import sqlite3
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +38,8 @@ root with the project's virtualenv:
 Each script takes `--help` (sizes, repetitions, `--no-markdown` for a quick run that leaves this file
 alone) and rewrites only its own section below. Timings are wall-clock from `time.perf_counter`;
 latencies are per single query, reported as median (p50), p95 and mean. Shared machines are noisy, so
-variants that are compared with each other are measured in the same run, interleaved query by query.
+variants that are compared with each other are measured in the same run, interleaved query by query
+(in random order) or in alternating runs; compare ratios within a table rather than across runs.
 """
 
 
@@ -51,17 +55,19 @@ class Machine:
     faiss: str
     sqlite: str
     today: str
+    revision: str
 
     def markdown(self) -> str:
         return (
             f"- Date: {self.today}\n"
             f"- CPU: {self.cpu}, {self.cores} cores available to the process\n"
             f"- RAM: {self.ram_gib:.1f} GiB; Linux {self.kernel}; no GPU used\n"
-            f"- Python {self.python}, NumPy {self.numpy}, faiss-cpu {self.faiss}, SQLite {self.sqlite}"
+            f"- Python {self.python}, NumPy {self.numpy}, faiss-cpu {self.faiss}, SQLite {self.sqlite}\n"
+            f"- Code: {self.revision}"
         )
 
     def one_line(self) -> str:
-        return f"{self.today}, {self.cpu} x{self.cores}, {self.ram_gib:.0f} GiB RAM"
+        return f"{self.today}, {self.cpu} x{self.cores}, {self.ram_gib:.0f} GiB RAM, code {self.revision}"
 
 
 def _cpu_model() -> str:
@@ -84,7 +90,25 @@ def _ram_gib() -> float:
     return 0.0
 
 
+def _revision() -> str:
+    """Short commit of the checkout, noting uncommitted changes to the measured code (engine, enrichers)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine", "enrichers"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.rstrip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    changed = [line[3:] for line in dirty.splitlines()]
+    if not changed:
+        return f"`{commit}`"
+    more = " ..." if len(changed) > 4 else ""
+    return f"`{commit}` + uncommitted changes to {', '.join(changed[:4])}{more}"
+
+
+@functools.cache
 def machine() -> Machine:
+    """Machine, versions and code revision, taken once per process: call it before measuring."""
     import faiss
     import numpy as np
 
@@ -97,9 +121,16 @@ def machine() -> Machine:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Machine(
-        cpu=_cpu_model(), cores=cores, ram_gib=_ram_gib(), kernel=platform.release(),
-        python=sys.version.split()[0], numpy=np.__version__, faiss=faiss_version, sqlite=sqlite3.sqlite_version,
+        cpu=_cpu_model(),
+        cores=cores,
+        ram_gib=_ram_gib(),
+        kernel=platform.release(),
+        python=sys.version.split()[0],
+        numpy=np.__version__,
+        faiss=faiss_version,
+        sqlite=sqlite3.sqlite_version,
         today=date.today().isoformat(),
+        revision=_revision(),
     )
 
 
@@ -156,10 +187,8 @@ def peak_rss_mib() -> float:
 
 def reset_peak_rss() -> None:
     """Reset the kernel's peak-RSS counter for this process (Linux; silently ignored elsewhere)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -207,5 +236,9 @@ def write_report(name: str, body: str, args: argparse.Namespace) -> None:
 
 
 def add_markdown_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--markdown", default=str(MARKDOWN), help="report file to update (default: %(default)s)")
-    parser.add_argument("--no-markdown", action="store_true", help="print results only; leave the report alone")
+    parser.add_argument(
+        "--markdown", default=str(MARKDOWN), help="report file to update (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-markdown", action="store_true", help="print results only; leave the report alone"
+    )

@@ -40,7 +40,7 @@ class VectorSettings(BaseModel):
     nprobe: int = Field(32, description="IVF lists visited per query (recall vs speed).")
     hnsw_ef_search: int = Field(128, description="HNSW candidate list size per query, when HNSW is chosen.")
     exact_filter_max: int = Field(
-        20_000,
+        5_000,
         description="A filtered vector search whose allowed set is at most this size is answered exactly.",
     )
     use_gpu: bool = Field(True, description="Move exact indexes to the GPU when Faiss sees one.")

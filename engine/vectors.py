@@ -60,7 +60,7 @@ class VectorIndex:
         factory: str = "IVF{nlist},Flat",
         nprobe: int = 32,
         hnsw_ef_search: int = 128,
-        exact_filter_max: int = 20_000,
+        exact_filter_max: int = 5_000,
         use_gpu: bool = True,
     ) -> None:
         self.field = field
@@ -195,14 +195,15 @@ class VectorIndex:
             scores, keys = self._search_all(q, min(k, self.ntotal))
             return [self._pairs(s, i) for s, i in zip(scores, keys, strict=True)]
         candidates = vector_keys(list(allowed))
-        keys_allowed = np.array([key for key in candidates.tolist() if key in self._ids], np.int64)
-        if len(keys_allowed) == 0:
+        if len(candidates) == 0:
             return [[] for _ in range(len(q))]
-        if self.kind != "exact" and len(keys_allowed) <= self.exact_filter_max:
-            return self._search_subset(q, keys_allowed, k)
-        selector = faiss.IDSelectorBatch(keys_allowed.size, faiss.swig_ptr(keys_allowed))
+        if self.kind != "exact" and len(candidates) <= self.exact_filter_max:
+            present = np.array([key for key in candidates.tolist() if key in self._ids], np.int64)
+            return self._search_subset(q, present, k) if len(present) else [[] for _ in range(len(q))]
+        # Ids the index does not hold are harmless in a selector: no per-id Python work on big sets.
+        selector = faiss.IDSelectorBatch(candidates.size, faiss.swig_ptr(candidates))
         params = self._params(selector)
-        kk = min(k, len(keys_allowed))
+        kk = min(k, len(candidates), self.ntotal)
         scores, keys = self._index.search(q, kk, params=params)
         return [self._pairs(s, i) for s, i in zip(scores, keys, strict=True)]
 

@@ -19,6 +19,9 @@ _ACRONYM = re.compile(r"(?<!\w)(?:[^\W\d_]\.){2,}[^\W\d_]?", re.UNICODE)
 _SQL_OP = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
 _COLUMN = {"width": "d.width", "height": "d.height", "bytes": "d.bytes", "date": "d.taken_at"}
 _KEYED_TERM_FIELD = {"label_count": "label", "colour_share": "colour"}
+# Term filters are correlated EXISTS probes (one index lookup per candidate row), not `rowid IN (...)`
+# lists: SQLite would build the whole list for every query, costly when the text matches few rows.
+_TERM_ROW = "SELECT 1 FROM terms t WHERE t.doc_rowid = d.rowid"
 
 
 def query_tokens(text: str) -> list[str]:
@@ -57,12 +60,12 @@ def where_filters(filters: Sequence[Filter], *, colour_min_share: float) -> tupl
     for f in filters:
         if isinstance(f, TermFilter):
             marks = ", ".join("?" for _ in f.values)
-            sub = f"SELECT doc_rowid FROM terms WHERE field = ? AND value IN ({marks})"
+            sub = f"{_TERM_ROW} AND t.field = ? AND t.value IN ({marks})"
             sub_params: list[Any] = [f.field, *f.values]
             if f.field == "colour":
-                sub += " AND num >= ?"
+                sub += " AND t.num >= ?"
                 sub_params.append(colour_min_share)
-            clauses.append(f"d.rowid {'NOT IN' if f.negate else 'IN'} ({sub})")
+            clauses.append(f"{'NOT EXISTS' if f.negate else 'EXISTS'} ({sub})")
             params.extend(sub_params)
         elif isinstance(f, RangeFilter) and f.key is not None:
             clause, p = _keyed_range(f)
@@ -82,15 +85,15 @@ def _keyed_range(f: RangeFilter) -> tuple[str, list[Any]]:
     # A label or colour that is absent counts as 0, so "< v" means "not (>= v)".
     term_field = _KEYED_TERM_FIELD[f.field]
     value = float(f.value)
-    sub = "SELECT doc_rowid FROM terms WHERE field = ? AND value = ? AND num {op} ?"
+    sub = _TERM_ROW + " AND t.field = ? AND t.value = ? AND t.num {op} ?"
     if f.op in ("gte", "gt"):
         if (f.op == "gte" and value <= 0) or (f.op == "gt" and value < 0):
             return "", []  # everything passes
-        return f"d.rowid IN ({sub.format(op=_SQL_OP[f.op])})", [term_field, f.key, value]
+        return f"EXISTS ({sub.format(op=_SQL_OP[f.op])})", [term_field, f.key, value]
     complement = ">=" if f.op == "lt" else ">"
     if (f.op == "lt" and value <= 0) or (f.op == "lte" and value < 0):
         return "0", []  # nothing passes
-    return f"d.rowid NOT IN ({sub.format(op=complement)})", [term_field, f.key, value]
+    return f"NOT EXISTS ({sub.format(op=complement)})", [term_field, f.key, value]
 
 
 def text_search_sql(

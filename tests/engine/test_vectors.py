@@ -151,3 +151,19 @@ def test_vector_keys_match_vector_id() -> None:
     ids = [secrets.token_hex(16) for _ in range(100)] + ["f" * 32, "0" * 32]
     assert vector_keys(ids).tolist() == [vector_id(i) for i in ids]
     assert vector_keys([]).dtype == np.int64
+
+
+@pytest.mark.parametrize("factory", ["Flat", "IVF{nlist},Flat", "HNSW32"])
+def test_allowed_ids_the_index_lacks_are_ignored(
+    tmp_path: Path, data: tuple[np.ndarray, np.ndarray, list[str]], factory: str
+) -> None:
+    _, q, ids = data
+    threshold = 10**9 if factory == "Flat" else 1000
+    index = build(tmp_path, data, exact_threshold=threshold, factory=factory, nprobe=64, exact_filter_max=50)
+    strangers = {secrets.token_hex(16) for _ in range(500)}
+    allowed = set(ids[:300]) | strangers  # over exact_filter_max: the selector path
+    found = index.search(q[:5], 10, allowed=allowed)
+    assert all(len(row) == 10 and all(i in set(ids[:300]) for i, _ in row) for row in found)
+    assert index.search(q[:2], 10, allowed=strangers) == [[], []]
+    small = set(ids[:20]) | set(list(strangers)[:10])  # under it: the exact subset path
+    assert all({i for i, _ in row} <= set(ids[:20]) for row in index.search(q[:3], 5, allowed=small))

@@ -72,7 +72,7 @@ def test_where_filters_builds_parameterised_sql() -> None:
     )
     assert where.count("?") == len(params)
     assert params == ["colour", "red", "blue", 0.05, 100.0, "label", "person", 2.0, 1]
-    assert "NOT IN" in where  # a missing label counts as zero persons
+    assert "NOT EXISTS" in where  # a missing label counts as zero persons
     assert sqlquery.where_filters([], colour_min_share=0.1) == ("1", [])
 
 
