@@ -52,8 +52,13 @@ class Run:
 def one_run(variant: str, inputs: list[str], args: argparse.Namespace) -> Run:
     tmp = Path(tempfile.mkdtemp(prefix="imgsearch-bench-ingest-"))
     try:
-        settings = Settings(data_dir=tmp, workers=args.workers, batch_size=args.batch_size,
-                            enrichers=args.enrichers, pipeline=VARIANTS[variant])
+        settings = Settings(
+            data_dir=tmp,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            enrichers=args.enrichers,
+            pipeline=VARIANTS[variant],
+        )
         t0 = time.perf_counter()
         engine = Engine.open(settings)
         t1 = time.perf_counter()
@@ -79,8 +84,15 @@ def stage_table(runs: list[Run], images: int) -> str:
             share = f"{100 * secs / total:.1f}%"
             rows.append([variant, label, fmt(secs, 2), fmt(1000 * secs / images, 3), share])
         wall = statistics.median(r.ingest_s for r in mine)
-        rows.append([variant, "(sum of stages / wall clock)", f"{fmt(total, 2)} / {fmt(wall, 2)}",
-                     f"{fmt(1000 * total / images, 3)} / {fmt(1000 * wall / images, 3)}", ""])
+        rows.append(
+            [
+                variant,
+                "(sum of stages / wall clock)",
+                f"{fmt(total, 2)} / {fmt(wall, 2)}",
+                f"{fmt(1000 * total / images, 3)} / {fmt(1000 * wall / images, 3)}",
+                "",
+            ]
+        )
     return table(["variant", "stage", "seconds", "ms/image", "share of stages"], rows)
 
 
@@ -103,8 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [str(p) for p in paths[: args.limit]] if args.limit else [str(args.data)]
     n_files = min(len(paths), args.limit) if args.limit else len(paths)
     total_bytes = sum(len(p.read_bytes()) for p in paths[:n_files])  # also warms the page cache
-    print(f"{n_files} images ({total_bytes / 2**20:.1f} MiB) from {args.data}, workers={args.workers}, "
-          f"batch_size={args.batch_size}, enrichers={args.enrichers}, {args.runs} runs per variant")
+    print(
+        f"{n_files} images ({total_bytes / 2**20:.1f} MiB) from {args.data}, workers={args.workers}, "
+        f"batch_size={args.batch_size}, enrichers={args.enrichers}, {args.runs} runs per variant"
+    )
 
     runs: list[Run] = []
     for i in range(args.runs):
@@ -121,18 +135,38 @@ def main(argv: list[str] | None = None) -> None:
         mine = [r for r in runs if r.variant == variant]
         medians[variant] = statistics.median(r.images_per_s for r in mine)
         for i, r in enumerate(mine):
-            rows.append([variant, i + 1, fmt(r.open_s, 3), fmt(r.ingest_s, 2), fmt(r.close_s, 3),
-                         fmt(r.images_per_s, 1), r.report.added])
-        rows.append([variant, "**median**", "", f"**{fmt(statistics.median(r.ingest_s for r in mine), 2)}**",
-                     "", f"**{fmt(medians[variant], 1)}**", ""])
+            rows.append(
+                [
+                    variant,
+                    i + 1,
+                    fmt(r.open_s, 3),
+                    fmt(r.ingest_s, 2),
+                    fmt(r.close_s, 3),
+                    fmt(r.images_per_s, 1),
+                    r.report.added,
+                ]
+            )
+        rows.append(
+            [
+                variant,
+                "**median**",
+                "",
+                f"**{fmt(statistics.median(r.ingest_s for r in mine), 2)}**",
+                "",
+                f"**{fmt(medians[variant], 1)}**",
+                "",
+            ]
+        )
     runs_table = table(["variant", "run", "open s", "ingest s", "close s", "images/s", "added"], rows)
     stages = stage_table(runs, n_files)
     print(f"\n{runs_table}\n\n{stages}")
 
     default, other = list(VARIANTS)
     gain = medians[default] / medians[other]
-    enrich = {v: statistics.median(r.report.stage_seconds.get("enrich", 0.0) for r in runs if r.variant == v)
-              for v in VARIANTS}
+    enrich = {
+        v: statistics.median(r.report.stage_seconds.get("enrich", 0.0) for r in runs if r.variant == v)
+        for v in VARIANTS
+    }
     cores = machine().cores
     pipeline_note = (
         f"Pipelining gives {gain:.2f}x the sequential throughput on this {cores}-core machine: background "

@@ -270,6 +270,7 @@ def ingest_section(limit: int) -> str:
             )
             with Engine.open(settings) as engine:
                 report = ingest_paths(engine, files)
+                per_enricher = dict(engine.enrich_seconds)
         stages = report.stage_seconds
         rows.append(
             [
@@ -281,6 +282,7 @@ def ingest_section(limit: int) -> str:
                 fmt(stages.get("decode", 0), 1),
                 fmt(stages.get("enrich", 0), 1),
                 fmt(stages.get("store", 0), 1),
+                ", ".join(f"{n} {len(files) / max(t, 1e-9):,.0f}/s" for n, t in per_enricher.items()),
             ]
         )
     return "\n".join(
@@ -291,7 +293,20 @@ def ingest_section(limit: int) -> str:
             "are seconds summed over batches (with pipelining, read+decode overlap enrichment, so they exceed the "
             "wall time).",
             "",
-            table(["pipelining", "images", "seconds", "images/s", "read", "decode", "enrich", "store"], rows),
+            table(
+                [
+                    "pipelining",
+                    "images",
+                    "seconds",
+                    "images/s",
+                    "read",
+                    "decode",
+                    "enrich",
+                    "store",
+                    "per enricher (images/s)",
+                ],
+                rows,
+            ),
         ]
     )
 
@@ -306,21 +321,20 @@ def main() -> None:
     add_markdown_args(parser)
     args = parser.parse_args()
     wanted = set(args.only.split(","))
-    sections = []
-    for name, run in (
-        ("ocr", lambda: ocr_section(args.ocr_limit)),
-        ("gate", lambda: gate_section(args.gate_per_set)),
-        ("detector", detector_section),
-        ("similar", lambda: similar_section(args.similar_limit)),
-        ("ingest", lambda: ingest_section(args.ingest_limit)),
-    ):
+    runs = {
+        "ocr": lambda: ocr_section(args.ocr_limit),
+        "gate": lambda: gate_section(args.gate_per_set),
+        "detector": detector_section,
+        "similar": lambda: similar_section(args.similar_limit),
+        "ingest": lambda: ingest_section(args.ingest_limit),
+    }
+    for name, run in runs.items():
         if name in wanted:
             started = time.perf_counter()
             text = run()
             print(text, f"\n({name}: {time.perf_counter() - started:.0f}s)\n", flush=True)
-            sections.append(text)
-    body = "## Model enrichers (OCR, detector, similar images, full ingest)\n\n" + "\n\n".join(sections)
-    write_report("models", body, args)
+            # each subsection owns its markers, so `--only X` rewrites X alone
+            write_report(f"models_{name}", text, args)
 
 
 if __name__ == "__main__":

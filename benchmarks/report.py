@@ -33,6 +33,7 @@ root with the project's virtualenv:
 .venv/bin/python -m benchmarks.ingest         # ingest throughput on the Imagenette val images
 .venv/bin/python -m benchmarks.text_search    # BM25 latency on 10k / 100k generated documents
 .venv/bin/python -m benchmarks.vector_search  # Faiss latency and recall on 100k / 1M generated vectors
+.venv/bin/python -m benchmarks.models         # OCR, text gate, detector, similar-image P@10, full ingest
 ```
 
 Each script takes `--help` (sizes, repetitions, `--no-markdown` for a quick run that leaves this file
@@ -93,10 +94,16 @@ def _ram_gib() -> float:
 def _revision() -> str:
     """Short commit of the checkout, noting uncommitted changes to the measured code (engine, enrichers)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine", "enrichers"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.rstrip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "engine", "enrichers"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.rstrip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown revision"
     changed = [line[3:] for line in dirty.splitlines()]
@@ -236,9 +243,5 @@ def write_report(name: str, body: str, args: argparse.Namespace) -> None:
 
 
 def add_markdown_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--markdown", default=str(MARKDOWN), help="report file to update (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--no-markdown", action="store_true", help="print results only; leave the report alone"
-    )
+    parser.add_argument("--markdown", default=str(MARKDOWN), help="report file to update (default: %(default)s)")
+    parser.add_argument("--no-markdown", action="store_true", help="print results only; leave the report alone")

@@ -78,9 +78,7 @@ def generate_docs(
         title_n, caption_n, _ = (int(x) for x in lengths[i])
         title = [vocab[w] for w in words[pos : pos + title_n]]
         caption = [vocab[w] for w in words[pos + title_n : pos + title_n + caption_n]]
-        tags = list(
-            dict.fromkeys(vocab[w] for w in words[pos + title_n + caption_n : pos + lengths[i].sum()])
-        )
+        tags = list(dict.fromkeys(vocab[w] for w in words[pos + title_n + caption_n : pos + lengths[i].sum()]))
         pos += int(lengths[i].sum())
         k = int(rng.integers(1, 5))
         shares = rng.dirichlet(np.ones(k))
@@ -90,12 +88,20 @@ def generate_docs(
             key=lambda c: -c.share,
         )
         num = start + i
-        docs.append(Document(
-            id=content_id(f"text-bench-{num}".encode()), path=f"/photos/IMG_{num:07d}.jpg",
-            width=int(rng.integers(320, 4000)), height=int(rng.integers(240, 3000)),
-            format=FORMATS[formats[i]], bytes=int(rng.integers(20_000, 5_000_000)),
-            title=" ".join(title).capitalize(), caption=" ".join(caption), tags=tags, colours=colours,
-        ))
+        docs.append(
+            Document(
+                id=content_id(f"text-bench-{num}".encode()),
+                path=f"/photos/IMG_{num:07d}.jpg",
+                width=int(rng.integers(320, 4000)),
+                height=int(rng.integers(240, 3000)),
+                format=FORMATS[formats[i]],
+                bytes=int(rng.integers(20_000, 5_000_000)),
+                title=" ".join(title).capitalize(),
+                caption=" ".join(caption),
+                tags=tags,
+                colours=colours,
+            )
+        )
     return docs
 
 
@@ -196,8 +202,17 @@ def run_size(
             lat = Latency.of(samples[(mix, name)])
             p50[(mix, name)], p95[(mix, name)] = lat.p50, lat.p95
             ratio = lat.p50 / p50[(mix, "text k=200")]
-            rows.append([f"{n:,}", f"{mix} ({matches[mix]:,.0f})", name, fmt(lat.p50, 3), fmt(lat.p95, 3),
-                         fmt(lat.mean, 3), f"{ratio:.2f}x"])
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{mix} ({matches[mix]:,.0f})",
+                    name,
+                    fmt(lat.p50, 3),
+                    fmt(lat.p95, 3),
+                    fmt(lat.mean, 3),
+                    f"{ratio:.2f}x",
+                ]
+            )
     return SizeResult(n, insert_s, disk, rows, p50, p95)
 
 
@@ -217,7 +232,6 @@ correlated `EXISTS (... AND t.doc_rowid = d.rowid)` is a primary-key probe per m
 script checks), and the fixed cost disappears for selective queries (see the "EXISTS form" rows); for
 queries with tens of thousands of matches it is about the same at p50 and can be slower at p95, since
 it pays one B-tree probe per match."""
-
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,9 +81,7 @@ class Mixture:
                 + rng.standard_normal((m, self.latent), dtype=np.float32) * self.spreads[labels, None]
             )
             x = (y * np.float32(1 / math.sqrt(self.latent))) @ self.embed
-            x += rng.standard_normal((m, self.dim), dtype=np.float32) * np.float32(
-                self.noise / math.sqrt(self.dim)
-            )
+            x += rng.standard_normal((m, self.dim), dtype=np.float32) * np.float32(self.noise / math.sqrt(self.dim))
             out[start : start + m] = x
         faiss.normalize_L2(out)
         return out
@@ -94,9 +92,7 @@ def doc_ids(n: int, prefix: str = "vec") -> list[str]:
     return [content_id(f"{prefix}-{i}".encode()) for i in range(n)]
 
 
-def exact_neighbours(
-    data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None
-) -> np.ndarray:
+def exact_neighbours(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Row numbers of the exact top-`k` by inner product (optionally only among `rows`), per query."""
     subset = data if rows is None else data[rows]
     flat = faiss.IndexFlatIP(data.shape[1])

@@ -74,8 +74,14 @@ def build(name: str, data: np.ndarray, ids: list[str], exact_threshold: int, bat
     report.reset_peak_rss()
     start = time.perf_counter()
     index = VectorIndex(
-        "bench", DIM, exact_threshold=exact_threshold, factory=DEFAULTS.factory, nprobe=DEFAULTS.nprobe,
-        hnsw_ef_search=DEFAULTS.hnsw_ef_search, exact_filter_max=DEFAULTS.exact_filter_max, use_gpu=False,
+        "bench",
+        DIM,
+        exact_threshold=exact_threshold,
+        factory=DEFAULTS.factory,
+        nprobe=DEFAULTS.nprobe,
+        hnsw_ef_search=DEFAULTS.hnsw_ef_search,
+        exact_filter_max=DEFAULTS.exact_filter_max,
+        use_gpu=False,
     )
     for s in range(0, len(ids), batch):
         index.add(ids[s : s + batch], data[s : s + batch])
@@ -107,10 +113,15 @@ def interleaved(calls: Sequence[Search], nq: int) -> tuple[list[list[float]], li
 
 
 def searcher(
-    index: VectorIndex, queries: np.ndarray, k: int, nprobe: int = 0, allowed: set[str] | None = None,
+    index: VectorIndex,
+    queries: np.ndarray,
+    k: int,
+    nprobe: int = 0,
+    allowed: set[str] | None = None,
     filter_max: int | None = None,
 ) -> Search:
     """A search of query row i; `filter_max` overrides exact_filter_max for the call (to force a path)."""
+
     def call(i: int) -> list[str]:
         if nprobe:
             set_nprobe(index, nprobe)
@@ -168,8 +179,19 @@ def filtered(
             raw = faiss_only(b, queries, args.k, selector) if "IDSelector" in path else "-"
             full = sum(len(found) == args.k for found in h)
             rec = recall_at_k(h, truth, args.k)
-            rows.append([f"{frac:.0%} ({len(allowed):,})", b.name, path, fmt(s.p50, 3), fmt(s.p95, 3), raw,
-                         f"{rec:.4f}", "yes" if ok else "**NO**", f"{full}/{len(h)}"])
+            rows.append(
+                [
+                    f"{frac:.0%} ({len(allowed):,})",
+                    b.name,
+                    path,
+                    fmt(s.p50, 3),
+                    fmt(s.p95, 3),
+                    raw,
+                    f"{rec:.4f}",
+                    "yes" if ok else "**NO**",
+                    f"{full}/{len(h)}",
+                ]
+            )
     headers = ["allowed", "index", "path", "p50 ms", "p95 ms", "Faiss-only p50 ms", "recall@10"]
     headers += ["all allowed", "full k"]
     return table(headers, rows)
@@ -195,19 +217,38 @@ def run_size(n: int, mix: Mixture, args: argparse.Namespace) -> tuple[str, Headl
     cos = [float(np.mean(np.einsum("ij,ij->i", queries, data[gt[:, c]]))) for c in (0, -1)]
     cos.append(float(np.mean(queries @ data[:: max(1, n // 2000)].T)))
     print(f"{n:,} vectors generated, ground truth computed in {time.perf_counter() - start:.1f}s")
-    variants = [build("IVF, one add", data, ids, DEFAULTS.exact_threshold, n),
-                build("IVF, grown", data, ids, DEFAULTS.exact_threshold, GROWN_BATCH)]
+    variants = [
+        build("IVF, one add", data, ids, DEFAULTS.exact_threshold, n),
+        build("IVF, grown", data, ids, DEFAULTS.exact_threshold, GROWN_BATCH),
+    ]
     if n <= args.exact_max:
         variants.append(build("exact Flat", data, ids, n + 1, n))
-    build_rows = [[b.name, f"IVF{b.nlist},Flat" if b.nlist else "IDMap2(Flat)", fmt(b.build_s, 1),
-                   fmt(b.rss_growth, 0), fmt(b.peak_growth, 0)] for b in variants]
-    build_table = table(["index", "faiss index", "build s (train+add)", "RSS growth MiB", "peak growth MiB"],
-                        build_rows)
+    build_rows = [
+        [
+            b.name,
+            f"IVF{b.nlist},Flat" if b.nlist else "IDMap2(Flat)",
+            fmt(b.build_s, 1),
+            fmt(b.rss_growth, 0),
+            fmt(b.peak_growth, 0),
+        ]
+        for b in variants
+    ]
+    build_table = table(
+        ["index", "faiss index", "build s (train+add)", "RSS growth MiB", "peak growth MiB"], build_rows
+    )
     search_table, headline = unfiltered(variants, queries, truth, args)
     filtered_table = filtered(data, queries, ids, variants, args)
     print(f"\n{build_table}\n\n{search_table}\n\n{filtered_table}\n")
-    section = SIZE_SECTION.format(n=n, k=args.k, nn1=cos[0], nnk=cos[1], rand=cos[2], build=build_table,
-                                  search=search_table, filtered=filtered_table)
+    section = SIZE_SECTION.format(
+        n=n,
+        k=args.k,
+        nn1=cos[0],
+        nnk=cos[1],
+        rand=cos[2],
+        build=build_table,
+        search=search_table,
+        filtered=filtered_table,
+    )
     return section, headline
 
 
@@ -269,13 +310,22 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     results = [run_size(n, mix, args) for n in args.sizes]
     summary = "\n".join(
-        f"- {n:,}: " + "; ".join(f"{name} p50 **{fmt(p50, 2)} ms**, recall@10 **{rec:.3f}**"
-                                 for name, (p50, rec) in headline.items())
+        f"- {n:,}: "
+        + "; ".join(
+            f"{name} p50 **{fmt(p50, 2)} ms**, recall@10 **{rec:.3f}**" for name, (p50, rec) in headline.items()
+        )
         for n, (_, headline) in zip(args.sizes, results, strict=True)
     )
-    head = HEAD.format(machine=report.machine().one_line(), minutes=(time.perf_counter() - started) / 60,
-                       dim=DIM, mix=mix.describe(), queries=args.queries, k=args.k, nprobe=DEFAULTS.nprobe,
-                       summary=summary)
+    head = HEAD.format(
+        machine=report.machine().one_line(),
+        minutes=(time.perf_counter() - started) / 60,
+        dim=DIM,
+        mix=mix.describe(),
+        queries=args.queries,
+        k=args.k,
+        nprobe=DEFAULTS.nprobe,
+        summary=summary,
+    )
     report.write_report("vector_search", "\n".join([head, *(section for section, _ in results)]), args)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ class Engine:
         self._generation = -1
         self.last_reconcile: dict[str, dict[str, int]] = {}
         self.unavailable: dict[str, EnricherUnavailable] = {}
+        self.enrich_seconds: dict[str, float] = {}  # cumulative wall time per enricher (ingest reports it)
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:
@@ -173,6 +175,7 @@ class Engine:
             if not live:
                 break
             results: list[EnrichmentResult | None]
+            started = time.perf_counter()
             try:
                 results = list(enricher.enrich_batch([images[i] for i in live]))
             except EnricherUnavailable as exc:
@@ -192,6 +195,8 @@ class Engine:
                         results.append(None)
                 if enricher.name in self.unavailable:
                     continue
+            elapsed = time.perf_counter() - started
+            self.enrich_seconds[enricher.name] = self.enrich_seconds.get(enricher.name, 0.0) + elapsed
             for i, result in zip(live, results, strict=True):
                 if result is not None and i not in failures:
                     result.apply(docs[i])
