@@ -24,8 +24,10 @@ from tests.conftest import DATA, image_bytes, noise_image
 COLOURS = {"red": (220, 30, 30), "blue": (30, 70, 210), "green": (40, 170, 60), "yellow": (245, 225, 40)}
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+@pytest.fixture(scope="module", params=["cheap", "clip-missing"])
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+    """The corpus, indexed twice: with the cheap enrichers, and with CLIP configured but its weights
+    missing (degraded mode must pass the whole suite)."""
     if not DATA.exists():
         pytest.skip(f"shared data {DATA} is absent (set IMGSEARCH_TEST_SHARED to the shared/ folder)")
     tmp = tmp_path_factory.mktemp("search")
@@ -53,10 +55,19 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, P
         p for wnid in ("n03888257", "n03417042") for p in sorted((DATA / "imagenette-val" / wnid).glob("*"))[:25]
     ]
     settings = Settings(data_dir=tmp / "data")
+    if request.param == "clip-missing":
+        settings = Settings(
+            data_dir=tmp / "data",
+            enrichers=["colour", "phash", "clip"],
+            clip={"model": str(tmp / "no-clip-weights"), "local_files_only": True},
+            device="cpu",
+        )
     engine = Engine.open(settings)
     inputs = [shapes, DATA / "samples", *imagenette, *(DATA / "flickr8k-1k" / "images" / i for i in images)]
     report = ingest_paths(engine, inputs, manifest=Manifest.load(manifest))
     assert not report.failed
+    if request.param == "clip-missing":
+        assert "clip" in engine.unavailable and "clip" not in engine.indexes
     yield engine, tmp
     engine.close()
 
