@@ -10,11 +10,14 @@ cannot be loaded the engine reports it once and runs without the CLIP leg.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -31,6 +34,19 @@ class ClipResult:
 
     def apply(self, doc: Document) -> None:
         doc.vectors["clip"] = self.vector
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub answers a TCP connect (so an offline machine fails in seconds, not after
+    huggingface_hub's retries). Honours HF_HUB_OFFLINE and HF_ENDPOINT."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def resolve_device(device: str) -> str:
@@ -83,8 +99,16 @@ class ClipEmbedder(BaseEnricher):
             str(Path(self.model_name).expanduser()) if Path(self.model_name).expanduser().is_dir() else self.model_name
         )
         try:
-            model: Any = CLIPModel.from_pretrained(source, local_files_only=self.local_files_only, dtype=dtype)
-            processor = CLIPProcessor.from_pretrained(source, local_files_only=self.local_files_only)
+            try:  # the local cache first: no network round trips when the weights are already here
+                model: Any = CLIPModel.from_pretrained(source, local_files_only=True, dtype=dtype)
+                processor = CLIPProcessor.from_pretrained(source, local_files_only=True)
+            except Exception:
+                if self.local_files_only:
+                    raise
+                if not hub_reachable():
+                    raise OSError("not in the local cache, and the model hub cannot be reached") from None
+                model = CLIPModel.from_pretrained(source, dtype=dtype)
+                processor = CLIPProcessor.from_pretrained(source)
         except Exception as exc:
             first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
             raise EnricherUnavailable(

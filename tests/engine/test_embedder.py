@@ -100,3 +100,16 @@ def test_engine_runs_without_clip_and_says_so(tmp_path: Path, caplog: pytest.Log
         assert "IMGSEARCH_CLIP__MODEL" in states["enricher.clip"]["fix"]
     warnings = [r for r in caplog.records if "clip enricher unavailable" in r.getMessage()]
     assert len(warnings) == 1  # said once, clearly
+
+
+def test_unreachable_hub_fails_fast_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_module("transformers")
+    from engine.embedder import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens on the discard port
+    assert not hub_reachable(timeout=1.0)
+    with pytest.raises(EnricherUnavailable, match="model hub cannot be reached"):
+        ClipEmbedder(model="openai/clip-vit-base-patch32").load()
