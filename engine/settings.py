@@ -112,6 +112,19 @@ class ClipSettings(BaseModel):
     local_files_only: bool = Field(False, description="Never contact the model hub (use the local cache only).")
 
 
+class ElasticsearchSettings(BaseModel):
+    """The Elasticsearch 9.x cluster used when `backend` is `elasticsearch`."""
+
+    url: str = Field("http://localhost:9200", description="Cluster URL (comma-separate several nodes).")
+    api_key: str | None = Field(None, description="API key (base64 `id:key`); preferred over basic auth.")
+    username: str | None = Field(None, description="Basic-auth user, when no API key is given.")
+    password: str | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA certificate file for a cluster with its own TLS CA.")
+    index_prefix: str = Field("imgsearch", description="Prefix of the index names and aliases imgsearch creates.")
+    request_timeout_s: float = Field(30.0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(3, description="Retries of a request (and of 429-rejected bulk items).")
+
+
 class ApiSettings(BaseModel):
     """HTTP server."""
 
@@ -154,6 +167,9 @@ class Settings(BaseSettings):
     ocr: OcrSettings = Field(default_factory=lambda: OcrSettings(), description="OCR settings.")
     objects: ObjectsSettings = Field(default_factory=lambda: ObjectsSettings(), description="Object detector settings.")
     clip: ClipSettings = Field(default_factory=lambda: ClipSettings(), description="CLIP settings.")
+    elasticsearch: ElasticsearchSettings = Field(
+        default_factory=lambda: ElasticsearchSettings(), description="Elasticsearch connection settings."
+    )
     api: ApiSettings = Field(default_factory=lambda: ApiSettings(), description="HTTP server settings.")
 
     def enricher_options(self, name: str) -> dict[str, object]:

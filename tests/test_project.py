@@ -37,3 +37,8 @@ def test_compose_file_is_valid() -> None:
     assert service["build"] == "."
     assert service["environment"]["IMGSEARCH_DATA_DIR"] == "/data"
     assert "healthcheck" in service
+    es = compose["services"]["elasticsearch"]
+    assert re.search(r"elasticsearch:\$\{ES_VERSION:-9\.\d+\.\d+\}$", es["image"]), es["image"]
+    assert es["environment"]["discovery.type"] == "single-node"
+    assert "_cluster/health" in " ".join(es["healthcheck"]["test"])
+    assert any(v.startswith("es-data:") for v in es["volumes"])
