@@ -22,6 +22,13 @@ def open_store(settings: Settings) -> DocumentStore:
             text_weights=settings.text_weights.model_dump(),
             colour_min_share=settings.search.colour_min_share,
         )
-    from engine.errors import ConfigError
+    from engine.store.elasticsearch import ElasticsearchStore, connect
 
-    raise ConfigError(f"backend {settings.backend!r} is not available in this version; use IMGSEARCH_BACKEND=sqlite")
+    es = settings.elasticsearch
+    return ElasticsearchStore(
+        connect(es),
+        prefix=es.index_prefix,
+        text_weights=settings.text_weights.model_dump(),
+        colour_min_share=settings.search.colour_min_share,
+        max_retries=es.max_retries,
+    )
