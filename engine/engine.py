@@ -209,14 +209,16 @@ class Engine:
         With `load`, every model is loaded first, so the answer is the truth rather than a promise.
         """
         stats = self.store.stats()
-        out = [
-            {
-                "name": "store",
-                "status": "ready",
-                "detail": f"{stats['backend']}, {stats['documents']} documents",
-                "fix": "",
-            }
-        ]
+        detail = f"{stats['backend']}, {stats['documents']} documents"
+        status, fix = "ready", ""
+        if "health" in stats:  # a cluster: its version and health matter
+            detail = (
+                f"elasticsearch {stats['version']} ({stats['cluster']}, {stats['health']}), "
+                f"{stats['documents']} documents"
+            )
+            if stats["health"] == "red":
+                status, fix = "degraded", "cluster health is red: check GET _cluster/health and the node logs"
+        out = [{"name": "store", "status": status, "detail": detail, "fix": fix}]
         for enricher in self.enrichers:
             if load and enricher.name not in self.unavailable:
                 self.enricher(enricher.name)

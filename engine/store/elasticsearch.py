@@ -155,6 +155,38 @@ class ElasticsearchStore:
             except Exception:  # closing is best effort: the PIT expires by itself
                 log.debug("could not close point in time", exc_info=True)
 
+    def current_index(self) -> str | None:
+        """The concrete index the alias points at (None before the first create)."""
+        reply = self._call(lambda: self.client.indices.get_alias(name=self.alias))
+        names = sorted(reply)
+        return names[-1] if names else None
+
+    def rebuild_index(self) -> str:
+        """Copy every document into a new versioned index with the current mapping, swap the alias
+        atomically, then drop the old index. Searches keep working throughout (they follow the alias).
+
+        Returns the new index name. Raises StoreError naming the failures when the copy is incomplete.
+        """
+        old = self.current_index()
+        version = int(old.rsplit("-v", 1)[-1]) + 1 if old and "-v" in old else 1
+        new = f"{self.alias}-v{version}"
+        self._call(lambda: self.client.indices.create(index=new, **esquery.create_index_body()))
+        if old:
+            reply = self._call(
+                lambda: self.client.reindex(
+                    source={"index": old}, dest={"index": new}, wait_for_completion=True, refresh=True
+                )
+            )
+            if reply.get("failures"):
+                raise StoreError(
+                    f"reindex into {new} failed for {len(reply['failures'])} document(s): "
+                    f"{_reason(reply['failures'][0])}; the alias still points at {old}"
+                )
+        self._call(lambda: self.client.indices.update_aliases(**esquery.alias_swap_actions(self.alias, old, new)))
+        if old:
+            self._call(lambda: self.client.indices.delete(index=old))
+        return new
+
     # -- documents ---------------------------------------------------------------------------
     def upsert(self, docs: Sequence[Document]) -> None:
         if docs:
@@ -326,9 +358,12 @@ class ElasticsearchStore:
         ]
 
     def stats(self) -> dict[str, Any]:
+        health = self._call(lambda: self.client.cluster.health())
         return {
             "backend": "elasticsearch",
             "version": self.version,
+            "health": health.get("status", "unknown"),
+            "cluster": health.get("cluster_name", ""),
             "index": self.alias,
             "documents": self.count(),
             "vectors": {},

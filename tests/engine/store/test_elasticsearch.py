@@ -293,3 +293,55 @@ def test_backend_setting_selects_elasticsearch_and_names_the_root_cause(tmp_path
     with pytest.raises(StoreUnavailable, match="cannot reach Elasticsearch") as info:
         Engine.open(settings)
     assert "is the cluster up" in info.value.message
+
+
+def test_rebuild_index_swaps_the_alias_atomically(es: tuple[Any, Scripted], recorder: Any, validator: Any) -> None:
+    client, script = es
+    s = store(client)
+    recorder.RecordingNode.log.clear()
+    script.overrides.append(("GET", "_alias/t-images", (200, {"t-images-v1": {"aliases": {"t-images": {}}}})))
+    script.overrides.append(("POST", "_reindex", (200, {"took": 5, "total": 3, "created": 3, "failures": []})))
+    assert s.rebuild_index() == "t-images-v2"
+    calls = [(r.method, r.path) for r in recorder.RecordingNode.log]
+    assert calls == [
+        ("GET", "/_alias/t-images"),
+        ("PUT", "/t-images-v2"),
+        ("POST", "/_reindex"),
+        ("POST", "/_aliases"),
+        ("DELETE", "/t-images-v1"),
+    ]
+    swap = recorder.RecordingNode.log[3].json_body()
+    assert swap == {
+        "actions": [
+            {"remove": {"index": "t-images-v1", "alias": "t-images"}},
+            {"add": {"index": "t-images-v2", "alias": "t-images"}},
+        ]
+    }
+    assert_valid(recorder, validator)
+
+
+def test_failed_reindex_keeps_the_old_index(es: tuple[Any, Scripted], recorder: Any) -> None:
+    client, script = es
+    s = store(client)
+    recorder.RecordingNode.log.clear()
+    script.overrides.append(("GET", "_alias/t-images", (200, {"t-images-v3": {"aliases": {"t-images": {}}}})))
+    failure = {
+        "index": "t-images-v4",
+        "id": "x",
+        "cause": {"type": "mapper_parsing_exception", "reason": "bad"},
+        "status": 400,
+    }
+    script.overrides.append(("POST", "_reindex", (200, {"took": 5, "total": 1, "failures": [failure]})))
+    with pytest.raises(StoreError, match="the alias still points at t-images-v3"):
+        s.rebuild_index()
+    assert not any(r.path == "/_aliases" for r in recorder.RecordingNode.log)
+
+
+def test_stats_report_cluster_health(es: tuple[Any, Scripted]) -> None:
+    client, script = es
+    s = store(client)
+    script.overrides.append(
+        ("GET", "_cluster/health", (200, {"cluster_name": "prod", "status": "yellow", "number_of_nodes": 1}))
+    )
+    stats = s.stats()
+    assert (stats["backend"], stats["health"], stats["cluster"]) == ("elasticsearch", "yellow", "prod")
