@@ -42,3 +42,10 @@ def test_compose_file_is_valid() -> None:
     assert es["environment"]["discovery.type"] == "single-node"
     assert "_cluster/health" in " ".join(es["healthcheck"]["test"])
     assert any(v.startswith("es-data:") for v in es["volumes"])
+    app = compose["services"]["imgsearch-es"]
+    assert app["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
+    assert app["environment"]["IMGSEARCH_BACKEND"] == "elasticsearch"
+    assert "elasticsearch:9200" in app["environment"]["IMGSEARCH_ELASTICSEARCH__URL"]
+    gpu = compose["services"]["imgsearch-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
