@@ -161,6 +161,40 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write every document (vectors included), impression and click as JSONL to FILE or `-` (stdout)."""
+    from engine.migrate import export_documents
+
+    with _open(args) as engine:
+        if args.file == "-":
+            count = export_documents(engine.store, sys.stdout)
+        else:
+            try:
+                with open(args.file, "w", encoding="utf-8") as fh:
+                    count = export_documents(engine.store, fh, progress=not args.no_progress)
+            except OSError as exc:
+                raise ImgSearchError(f"cannot write {args.file}: {exc.strerror or exc}") from exc
+    print(f"exported {count} document(s) to {'stdout' if args.file == '-' else args.file}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load an `imgsearch export` file into the configured backend (no model is re-run)."""
+    from engine.migrate import import_documents
+
+    with _open(args) as engine:
+        if args.file == "-":
+            report = import_documents(engine, sys.stdin)
+        else:
+            try:
+                with open(args.file, encoding="utf-8") as fh:
+                    report = import_documents(engine, fh, progress=not args.no_progress)
+            except OSError as exc:
+                raise ImgSearchError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    print(report.summary())
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -219,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale", action="store_true", help="only documents an enricher's current version has not seen")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("export", parents=[common], help="write the whole index (vectors included) as JSONL")
+    p.add_argument("file", help="output file, or - for stdout")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[common], help="load an `imgsearch export` file into the configured backend")
+    p.add_argument("file", help="export file, or - for stdin")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("demo", parents=[common], help="index a demo corpus, run example queries, serve")
     p.add_argument("--no-serve", action="store_true", help="stop after the example queries")

@@ -133,13 +133,17 @@ class ElasticsearchStore:
         reply: dict[str, Any] = self._call(lambda: self.client.search(index=self.alias, **body))
         return reply
 
-    def _scan(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _scan(
+        self, body: dict[str, Any], *, index: str | None = None, sort: list[dict[str, str]] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every hit of `body`, through a point in time and search_after (no 10k result window)."""
-        pit = self._call(lambda: self.client.open_point_in_time(index=self.alias, keep_alive="1m"))["id"]
+        target = index or self.alias
+        order = sort or [{"id": "asc"}]
+        pit = self._call(lambda: self.client.open_point_in_time(index=target, keep_alive="1m"))["id"]
         try:
             after = None
             while True:
-                page = dict(body, size=PAGE, pit={"id": pit, "keep_alive": "1m"}, sort=[{"id": "asc"}])
+                page = dict(body, size=PAGE, pit={"id": pit, "keep_alive": "1m"}, sort=order)
                 if after is not None:
                     page["search_after"] = after
                 reply = self._call(functools.partial(self.client.search, **page))
@@ -190,7 +194,8 @@ class ElasticsearchStore:
     # -- documents ---------------------------------------------------------------------------
     def upsert(self, docs: Sequence[Document]) -> None:
         if docs:
-            self._bulk(esquery.bulk_actions(docs, self.alias, colour_min_share=self.colour_min_share))
+            actions = esquery.bulk_actions(docs, self.alias, colour_min_share=self.colour_min_share, now=datetime.now())
+            self._bulk(actions)
             self._bump_generation()
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -344,9 +349,16 @@ class ElasticsearchStore:
         self._call(lambda: self.client.index(index=self.events, document=doc, refresh="wait_for"))
 
     def _events(self, kind: str, limit: int | None) -> list[dict[str, Any]]:
-        body = {"query": {"term": {"kind": kind}}, "size": limit or 10_000, "sort": [{"ts": "asc"}]}
-        reply = self._call(lambda: self.client.search(index=self.events, **body))
-        return [h["_source"] for h in reply["hits"]["hits"]]
+        query = {"term": {"kind": kind}}
+        if limit is not None:
+            body = {"query": query, "size": limit, "sort": [{"ts": "asc"}]}
+            reply = self._call(lambda: self.client.search(index=self.events, **body))
+            return [h["_source"] for h in reply["hits"]["hits"]]
+        # all of them, past the 10k result window
+        return [h["_source"] for h in self._scan({"query": query}, index=self.events, sort=[{"ts": "asc"}])]
+
+    def _count_events(self, kind: str) -> int:
+        return int(self._call(lambda: self.client.count(index=self.events, query={"term": {"kind": kind}}))["count"])
 
     def impressions(self, *, limit: int | None = None) -> list[Impression]:
         return [_impression(src) for src in self._events("impression", limit)]
@@ -367,8 +379,8 @@ class ElasticsearchStore:
             "index": self.alias,
             "documents": self.count(),
             "vectors": {},
-            "impressions": len(self._events("impression", None)),
-            "clicks": len(self._events("click", None)),
+            "impressions": self._count_events("impression"),
+            "clicks": self._count_events("click"),
         }
 
     def close(self) -> None:

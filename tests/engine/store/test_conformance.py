@@ -1,11 +1,18 @@
-"""One behaviour suite for every DocumentStore backend (Elasticsearch joins in its own issue)."""
+"""One behaviour suite for every DocumentStore backend.
+
+Elasticsearch runs against the in-memory `es_fake.FakeCluster` through the es-spec `RecordingNode` (no
+sockets); after each of its tests every request the store sent is validated against the 9.5 API spec.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,17 +21,60 @@ from engine.documents import ColourShare, Document, Label
 from engine.filters import parse_filters
 from engine.store import Click, DocumentStore, Impression
 from engine.store.sqlite import SqliteStore
+from tests.conftest import SHARED
+from tests.engine.store.es_fake import FakeCluster
+
+SPEC = SHARED / "es-spec"
+
+
+def es_spec(name: str) -> Any:
+    """A module of the shared es-spec folder (`recorder`, `validate`), or a skip saying what is missing."""
+    if not (SPEC / f"{name}.py").exists():
+        pytest.skip(f"{SPEC} is absent: the Elasticsearch backend runs through its RecordingNode")
+    if importlib.util.find_spec("elasticsearch") is None:
+        pytest.skip("the elasticsearch client is not installed (pip install 'elasticsearch>=9,<10')")
+    sys.path.insert(0, str(SPEC))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(SPEC))
+
+
+def elasticsearch_store(tmp: Path) -> DocumentStore:
+    """An `ElasticsearchStore` on a fresh fake cluster, with a fresh `RecordingNode.log`."""
+    recorder = es_spec("recorder")
+    from elasticsearch import Elasticsearch
+
+    from engine.store.elasticsearch import ElasticsearchStore
+
+    recorder.RecordingNode.log = []
+    recorder.RecordingNode.responder = FakeCluster(recorder.RecordingNode.log, strict_mappings=True)
+    client = Elasticsearch("http://es.invalid:9200", node_class=recorder.RecordingNode)
+    return ElasticsearchStore(client, prefix="t", text_weights={}, colour_min_share=0.05)
+
 
 BACKENDS: dict[str, Callable[[Path], DocumentStore]] = {
     "sqlite": lambda tmp: SqliteStore(tmp / "s.sqlite3", text_weights={}, colour_min_share=0.05),
+    "elasticsearch": elasticsearch_store,
 }
+
+
+@pytest.fixture(scope="session")
+def es_validator() -> Any:
+    """The Elasticsearch 9.5 request validator, loaded once (a couple of seconds)."""
+    return es_spec("validate").SpecValidator.load(SPEC / "es-9.5-stack-strict.schema.json")
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentStore]:
+    validator = request.getfixturevalue("es_validator") if request.param == "elasticsearch" else None
     s = BACKENDS[request.param](tmp_path)
     yield s
     s.close()
+    if validator is not None:  # every request the Elasticsearch store sent meets the 9.5 API spec
+        recorder = es_spec("recorder")
+        problems = recorder.validate_log(validator, recorder.RecordingNode.log)
+        assert problems == [], problems
 
 
 def doc(caption: str = "", **kw: object) -> Document:
@@ -85,6 +135,7 @@ def test_upsert_get_count_delete(store: DocumentStore) -> None:
     assert [(lb.name, lb.count) for lb in d.labels] == [("car", 1), ("person", 2)]
     assert d.colours[0] == ColourShare("red", 0.6)
     assert np.allclose(d.vectors["colour"], [1, 0, 0, 0])
+    assert d.ingested_at is not None  # stamped on write, so browsing can go newest first
     assert store.existing([docs[1].id, "f" * 32]) == {docs[1].id}
     assert store.ids_for_path(docs[2].path or "") == [docs[2].id]
     assert store.delete([docs[0].id, "0" * 32]) == 1
