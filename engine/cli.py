@@ -148,8 +148,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     from engine.ingest import reindex_stale
 
+    if args.rebuild_index:
+        with _open(args) as engine:
+            rebuild = getattr(engine.store, "rebuild_index", None)
+            if rebuild is None:
+                raise ImgSearchError("--rebuild-index applies to the Elasticsearch backend; SQLite migrates itself")
+            print(f"documents now in {rebuild()} (alias swapped atomically)")
+        return EXIT_OK
     if not args.stale:
-        raise ImgSearchError("say what to reindex: `imgsearch reindex --stale` re-runs outdated enrichers")
+        raise ImgSearchError(
+            "say what to reindex: `--stale` re-runs outdated enrichers, `--rebuild-index` rebuilds the "
+            "Elasticsearch index with the current mapping"
+        )
     with _open(args) as engine:
         report = reindex_stale(engine, progress=not args.no_progress)
     print(
@@ -251,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reindex", parents=[common], help="re-run enrichers whose version changed")
     p.add_argument("--stale", action="store_true", help="only documents an enricher's current version has not seen")
+    p.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="Elasticsearch: copy into a new index with the current mapping and swap the alias",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reindex)
 

@@ -529,3 +529,10 @@ def test_python_dash_m_entry_point(tmp_path: Path, isolated: Path) -> None:
     )
     assert usage.returncode == 2
     assert "usage: imgsearch" in usage.stderr
+
+
+def test_rebuild_index_is_for_elasticsearch(tmp_path: Path, capsys: Cap) -> None:
+    assert main(["reindex", "--rebuild-index", "--data-dir", str(tmp_path / "d")]) == 1
+    assert "--rebuild-index applies to the Elasticsearch backend" in capsys.readouterr().err
+    assert main(["reindex", "--data-dir", str(tmp_path / "d")]) == 1
+    assert "--stale" in capsys.readouterr().err

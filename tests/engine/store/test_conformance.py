@@ -7,6 +7,7 @@ sockets); after each of its tests every request the store sent is validated agai
 from __future__ import annotations
 
 import importlib.util
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -53,9 +54,31 @@ def elasticsearch_store(tmp: Path) -> DocumentStore:
     return ElasticsearchStore(client, prefix="t", text_weights={}, colour_min_share=0.05)
 
 
+def live_elasticsearch_store(tmp: Path) -> DocumentStore:
+    """An `ElasticsearchStore` on a real cluster (IMGSEARCH_TEST_ES_URL), in indices of its own."""
+    url = os.environ.get("IMGSEARCH_TEST_ES_URL")
+    if not url:
+        pytest.skip("IMGSEARCH_TEST_ES_URL is not set: no live Elasticsearch cluster to run the suite against")
+    from engine.settings import ElasticsearchSettings
+    from engine.store.elasticsearch import ElasticsearchStore, connect
+
+    client = connect(ElasticsearchSettings(url=url))
+    prefix = f"imgsearch-test-{secrets.token_hex(4)}"
+    store = ElasticsearchStore(client, prefix=prefix, text_weights={}, colour_min_share=0.05)
+    close = store.close
+
+    def close_and_drop() -> None:  # leave the cluster as we found it
+        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
+        close()
+
+    store.close = close_and_drop  # type: ignore[method-assign]
+    return store
+
+
 BACKENDS: dict[str, Callable[[Path], DocumentStore]] = {
     "sqlite": lambda tmp: SqliteStore(tmp / "s.sqlite3", text_weights={}, colour_min_share=0.05),
     "elasticsearch": elasticsearch_store,
+    "elasticsearch-live": live_elasticsearch_store,
 }
 
 
