@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,19 @@ from engine.filters import BoolFilter, Filter, RangeFilter, TermFilter
 from engine.store.sqlite import colour_text, filename_words
 from engine.store.sqlquery import query_tokens
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+# The repository's mappings/ (a checkout or editable install), else the copy a wheel installs under
+# <prefix>/share/imgsearch/mappings (pyproject's data-files).
+MAPPINGS_DIR = next(
+    (
+        d
+        for d in (
+            Path(__file__).resolve().parents[2] / "mappings",
+            Path(sys.prefix) / "share" / "imgsearch" / "mappings",
+        )
+        if (d / "images-v1.json").exists()
+    ),
+    Path(__file__).resolve().parents[2] / "mappings",
+)
 IMAGES_MAPPING = "images-v1"
 EVENTS_MAPPING = "events-v1"
 #: `TEXT_FIELDS` name (the SQLite FTS column, the `TextWeights` key) -> Elasticsearch text field
