@@ -56,6 +56,16 @@ class Label:
     area: float = 0.0
     boxes: list[Box] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (both stores): boxes as [x1, y1, x2, y2, confidence] lists."""
+        return {
+            "name": self.name,
+            "count": self.count,
+            "confidence": self.confidence,
+            "area": self.area,
+            "boxes": [[b.x1, b.y1, b.x2, b.y2, b.confidence] for b in self.boxes],
+        }
+
 
 @dataclass(slots=True)
 class OcrWord:

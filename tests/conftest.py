@@ -3,10 +3,14 @@ with the reason when it is absent."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import io
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,12 +78,25 @@ def noise_image(seed: int, size: tuple[int, int] = (96, 64)) -> np.ndarray:
 
 
 MODEL_DIR = SHARED / "models" / "yolo11n_int8_openvino_model"
+ES_SPEC = SHARED / "es-spec"
+ES_SCHEMA = ES_SPEC / "es-9.5-stack-strict.schema.json"
+
+
+def es_spec(name: str) -> Any:
+    """A module of the shared es-spec folder (`recorder`, `validate`), or a skip saying what is missing."""
+    if not (ES_SPEC / f"{name}.py").exists():
+        pytest.skip(f"{ES_SPEC} is absent: the Elasticsearch request contract cannot be checked")
+    if importlib.util.find_spec("elasticsearch") is None:
+        pytest.skip("the elasticsearch client is not installed (pip install 'elasticsearch>=9,<10')")
+    sys.path.insert(0, str(ES_SPEC))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ES_SPEC))
 
 
 def need_module(name: str) -> None:
     """Skip (with the reason) when an optional model package is not installed."""
-    import importlib.util
-
     if importlib.util.find_spec(name) is None:
         pytest.skip(f"{name} is not installed (scripts/setup installs it)")
 

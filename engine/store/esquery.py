@@ -121,16 +121,7 @@ def document_source(doc: Document, *, colour_min_share: float, now: datetime | N
         "ocr_words": [{"text": w.text, "confidence": w.confidence, "box": list(w.box)} for w in doc.ocr_words],
         "colours": [{"name": c.name, "share": c.share} for c in doc.colours],
         "colour_words": colour_text(doc, colour_min_share),
-        "labels": [
-            {
-                "name": lb.name,
-                "count": lb.count,
-                "confidence": lb.confidence,
-                "area": lb.area,
-                "boxes": [[b.x1, b.y1, b.x2, b.y2, b.confidence] for b in lb.boxes],
-            }
-            for lb in doc.labels
-        ],
+        "labels": [lb.to_json() for lb in doc.labels],
         "label_terms": list(doc.label_terms),
         "label_words": " ".join(label_words),
         "enrichments": dict(doc.enrichments),

@@ -174,16 +174,7 @@ class SqliteStore:
     def _upsert_one(self, conn: sqlite3.Connection, doc: Document) -> None:
         body = {
             "colours": [[c.name, c.share] for c in doc.colours],
-            "labels": [
-                {
-                    "name": lb.name,
-                    "count": lb.count,
-                    "confidence": lb.confidence,
-                    "area": lb.area,
-                    "boxes": [[b.x1, b.y1, b.x2, b.y2, b.confidence] for b in lb.boxes],
-                }
-                for lb in doc.labels
-            ],
+            "labels": [lb.to_json() for lb in doc.labels],
             "ocr_words": [[w.text, w.confidence, *w.box] for w in doc.ocr_words],
             "enrichments": doc.enrichments,
             "label_terms": doc.label_terms,

@@ -205,9 +205,9 @@ def test_cli_round_trip(source: Engine, tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_import_into_elasticsearch(source: Engine, tmp_path: Path) -> None:
     """The same file into an Elasticsearch-backed engine (the stateful fake cluster behind the es-spec recorder)."""
-    from tests.engine.store.test_elasticsearch import _load
+    from tests.conftest import es_spec
 
-    recorder = _load("recorder")
+    recorder = es_spec("recorder")
     from elasticsearch import Elasticsearch
 
     from engine.store.elasticsearch import ElasticsearchStore

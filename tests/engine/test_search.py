@@ -19,7 +19,7 @@ from engine.ingest import ingest_paths
 from engine.manifest import Manifest
 from engine.search import SearchRequest, run_search
 from engine.settings import Settings
-from tests.conftest import DATA, image_bytes, noise_image
+from tests.conftest import DATA, ES_SCHEMA, es_spec, image_bytes, noise_image
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 70, 210), "green": (40, 170, 60), "yellow": (245, 225, 40)}
 
@@ -71,10 +71,8 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     yield engine, tmp
     engine.close()
     if request.param == "elasticsearch":  # every request of the whole module met the ES 9.5 API spec
-        from tests.engine.store.test_conformance import SPEC, es_spec
-
         recorder = es_spec("recorder")
-        validator = es_spec("validate").SpecValidator.load(SPEC / "es-9.5-stack-strict.schema.json")
+        validator = es_spec("validate").SpecValidator.load(ES_SCHEMA)
         problems = recorder.validate_log(validator, recorder.RecordingNode.log)
         assert problems == [], problems[:5]
 
@@ -82,7 +80,6 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def _elasticsearch_engine(settings: Settings) -> Engine:
     """The engine on the Elasticsearch backend, over the in-memory fake cluster (requests validated)."""
     from tests.engine.store.es_fake import FakeCluster
-    from tests.engine.store.test_conformance import es_spec
 
     recorder = es_spec("recorder")
     from elasticsearch import Elasticsearch

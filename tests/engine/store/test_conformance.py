@@ -6,10 +6,8 @@ sockets); after each of its tests every request the store sent is validated agai
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
-import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,23 +20,8 @@ from engine.documents import ColourShare, Document, Label
 from engine.filters import parse_filters
 from engine.store import Click, DocumentStore, Impression
 from engine.store.sqlite import SqliteStore
-from tests.conftest import SHARED
+from tests.conftest import ES_SCHEMA, es_spec
 from tests.engine.store.es_fake import FakeCluster
-
-SPEC = SHARED / "es-spec"
-
-
-def es_spec(name: str) -> Any:
-    """A module of the shared es-spec folder (`recorder`, `validate`), or a skip saying what is missing."""
-    if not (SPEC / f"{name}.py").exists():
-        pytest.skip(f"{SPEC} is absent: the Elasticsearch backend runs through its RecordingNode")
-    if importlib.util.find_spec("elasticsearch") is None:
-        pytest.skip("the elasticsearch client is not installed (pip install 'elasticsearch>=9,<10')")
-    sys.path.insert(0, str(SPEC))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(SPEC))
 
 
 def elasticsearch_store(tmp: Path) -> DocumentStore:
@@ -85,7 +68,7 @@ BACKENDS: dict[str, Callable[[Path], DocumentStore]] = {
 @pytest.fixture(scope="session")
 def es_validator() -> Any:
     """The Elasticsearch 9.5 request validator, loaded once (a couple of seconds)."""
-    return es_spec("validate").SpecValidator.load(SPEC / "es-9.5-stack-strict.schema.json")
+    return es_spec("validate").SpecValidator.load(ES_SCHEMA)
 
 
 @pytest.fixture(params=sorted(BACKENDS))

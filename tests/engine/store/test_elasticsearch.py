@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import secrets
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -22,31 +21,17 @@ from engine.documents import ColourShare, Document, Label
 from engine.errors import ConfigError, StoreError, StoreUnavailable
 from engine.filters import parse_filters
 from engine.store import Click, Impression
-from tests.conftest import SHARED
-
-SPEC = SHARED / "es-spec"
-
-
-def _load(name: str) -> Any:
-    if not (SPEC / f"{name}.py").exists():
-        pytest.skip(f"{SPEC} is absent: the Elasticsearch request contract cannot be checked")
-    if importlib.util.find_spec("elasticsearch") is None:
-        pytest.skip("the elasticsearch client is not installed (pip install 'elasticsearch>=9,<10')")
-    sys.path.insert(0, str(SPEC))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(SPEC))
+from tests.conftest import ES_SCHEMA, es_spec
 
 
 @pytest.fixture(scope="module")
 def recorder() -> Any:
-    return _load("recorder")
+    return es_spec("recorder")
 
 
 @pytest.fixture(scope="module")
 def validator() -> Any:
-    return _load("validate").SpecValidator.load(SPEC / "es-9.5-stack-strict.schema.json")
+    return es_spec("validate").SpecValidator.load(ES_SCHEMA)
 
 
 class Scripted:
