@@ -212,6 +212,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), shared=shared, serve=not args.no_serve, host=args.host, port=args.port)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Build a fresh index from a shared data set, run the suite's queries and report its metrics."""
+    from engine.evaluation import format_report, run_suite
+
+    try:
+        report = run_suite(
+            args.suite,
+            settings=_settings(args),
+            data_root=Path(args.data_root) if args.data_root else None,
+            limit=args.limit,
+            progress=not args.json,
+        )
+    except ValueError as exc:
+        raise ImgSearchError(str(exc)) from exc
+    print(json.dumps(report) if args.json else format_report(report))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     data_dir_help = "index location (default: $IMGSEARCH_DATA_DIR or ./.imgsearch)"
     parser = argparse.ArgumentParser(prog="imgsearch", description="Hybrid multimodal image search.")
@@ -285,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", parents=[common], help="measure search quality on a shared data set")
+    p.add_argument("suite", help="imagenette, flickr8k, sroie, minicoco or near-duplicates")
+    p.add_argument("--limit", type=int, help="at most this many queries (a quick smoke run)")
+    p.add_argument("--data-root", help="folder of the shared data sets (default: ../shared/data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

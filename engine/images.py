@@ -7,6 +7,7 @@ ingest can report the file and carry on with the rest of the batch.
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 from datetime import datetime
 
@@ -40,10 +41,10 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
         with warnings.catch_warnings():
             # Pillow's own bomb warning fires between its limit and twice it; ours is checked below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = _pillow_open(data)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image dimensions are too large (decompression bomb guard): {exc}") from exc
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, ImportError) as exc:
         raise ImageError("not a recognised image format (is it really an image?)") from exc
     except Exception as exc:
         raise ImageError(f"image header is truncated or corrupt: {exc}") from exc
@@ -73,6 +74,16 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageError(f"could not convert image to RGB (got array of shape {pixels.shape})")
     return DecodedImage(pixels=pixels, format=fmt, orientation_tag=orientation_tag, taken_at=taken_at)
+
+
+def _pillow_open(data: bytes) -> Image.Image:
+    """Pillow's own `Image.open`. ultralytics replaces it process-wide with one that, on a file Pillow
+    cannot identify, pip-installs a HEIF plugin at run time; decoding untrusted uploads must not."""
+    opener = Image.open
+    module = sys.modules.get(getattr(opener, "__module__", "") or "")
+    if module is not None and module.__name__.startswith("ultralytics"):
+        opener = getattr(module, "_image_open", opener)
+    return opener(io.BytesIO(data))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

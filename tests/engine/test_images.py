@@ -112,3 +112,18 @@ def test_thumbnail_is_small_jpeg() -> None:
     with Image.open(io.BytesIO(thumb)) as img:
         assert img.format == "JPEG"
         assert max(img.size) == 64
+
+
+def test_decoding_ignores_ultralytics_pillow_patch() -> None:
+    """ultralytics patches PIL.Image.open to pip-install a HEIF plugin on unknown files; we must not use it."""
+    import importlib.util
+
+    from PIL import Image as PILImage
+
+    if importlib.util.find_spec("ultralytics") is None:
+        pytest.skip("ultralytics is not installed: nothing patches Pillow")
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    assert PILImage.open.__module__.startswith("ultralytics")
+    with pytest.raises(ImageError, match="not a recognised image format"):
+        decode_image(b"just some text, not an image\n" * 10, max_pixels=LIMIT)
