@@ -56,6 +56,17 @@ class Label:
     area: float = 0.0
     boxes: list[Box] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Label:
+        """The inverse of `to_json`."""
+        return cls(
+            data["name"],
+            int(data["count"]),
+            float(data["confidence"]),
+            float(data.get("area", 0.0)),
+            [Box(*b) for b in data.get("boxes") or []],
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The stored form (both stores): boxes as [x1, y1, x2, y2, confidence] lists."""
         return {

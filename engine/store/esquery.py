@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.documents import Box, ColourShare, Document, Label, OcrWord
+from engine.documents import ColourShare, Document, Label, OcrWord
 from engine.filters import BoolFilter, Filter, RangeFilter, TermFilter
 from engine.store.sqlite import colour_text, filename_words
 from engine.store.sqlquery import query_tokens
@@ -156,16 +156,7 @@ def document_from_source(src: Mapping[str, Any]) -> Document:
             OcrWord(w["text"], float(w["confidence"]), (w["box"][0], w["box"][1], w["box"][2], w["box"][3]))
             for w in src.get("ocr_words") or []
         ],
-        labels=[
-            Label(
-                lb["name"],
-                int(lb["count"]),
-                float(lb["confidence"]),
-                float(lb.get("area", 0.0)),
-                [Box(*b) for b in lb.get("boxes") or []],
-            )
-            for lb in src.get("labels") or []
-        ],
+        labels=[Label.from_json(lb) for lb in src.get("labels") or []],
         label_terms=list(src.get("label_terms") or []),
         vectors=decode_vectors(src.get("vectors") or {}),
         enrichments={str(k): str(v) for k, v in (src.get("enrichments") or {}).items()},

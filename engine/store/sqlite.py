@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.documents import Box, ColourShare, Document, Label, OcrWord
+from engine.documents import ColourShare, Document, Label, OcrWord
 from engine.errors import StoreError
 from engine.filters import Filter
 from engine.store import sqlquery
@@ -501,16 +501,7 @@ def _row_to_doc(row: tuple[Any, ...]) -> Document:
         phash=phash,
         ocr_text=ocr_text or "",
         ocr_words=[OcrWord(w[0], float(w[1]), (w[2], w[3], w[4], w[5])) for w in body.get("ocr_words", [])],
-        labels=[
-            Label(
-                lb["name"],
-                int(lb["count"]),
-                float(lb["confidence"]),
-                float(lb.get("area", 0.0)),
-                [Box(*b) for b in lb.get("boxes", [])],
-            )
-            for lb in body.get("labels", [])
-        ],
+        labels=[Label.from_json(lb) for lb in body.get("labels", [])],
         enrichments=dict(body.get("enrichments", {})),
         label_terms=list(body.get("label_terms", [])),
         ingested_at=datetime.fromisoformat(ingested_at) if ingested_at else None,
