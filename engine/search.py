@@ -161,12 +161,12 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
     exclude: str | None = None
     total_relation = "eq"
 
+    text_vector = _text_vector(engine, text) if text else None
     allowed: set[str] | None = None
-    if request.filters and (has_image or "clip" in engine.indexes):
+    if request.filters and (has_image or text_vector is not None):  # only vector legs need the id set
         allowed = set(engine.store.filter_ids(request.filters))
     if text:
         legs["text"] = [LegHit(h.id, h.score) for h in engine.store.search_text(text, request.filters, depth)]
-        text_vector = _text_vector(engine, text)
         if text_vector is not None:
             by_text = engine.similar({"clip": text_vector}, None, k=depth, allowed=allowed)
             legs["clip"] = [LegHit(i, score) for i, score in by_text.get("clip", [])]

@@ -11,7 +11,6 @@ Both use ultralytics' letterbox, NMS and box scaling, so detections match `YOLO.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +171,6 @@ class ObjectsEnricher(BaseEnricher):
         self._ov: _OpenVinoDetector | None = None
         self._yolo: Any = None
         self._captured: list[Any] = []
-        self.timings: dict[str, float] = {"images": 0, "seconds": 0.0}
 
     def _load(self) -> None:
         try:
@@ -223,11 +221,7 @@ class ObjectsEnricher(BaseEnricher):
         return out
 
     def _detect(self, pixels: list[np.ndarray]) -> list[ObjectsResult]:
-        started = time.perf_counter()
-        results = self._detect_ov(pixels) if self._ov is not None else self._detect_ultralytics(pixels)
-        self.timings["images"] += len(pixels)
-        self.timings["seconds"] += time.perf_counter() - started
-        return results
+        return self._detect_ov(pixels) if self._ov is not None else self._detect_ultralytics(pixels)
 
     def _detect_ov(self, pixels: list[np.ndarray]) -> list[ObjectsResult]:
         import torch
