@@ -23,7 +23,7 @@ from engine.highlight import snippet
 from engine.images import decode_image
 from engine.ingest import new_document, working_copy
 from engine.store import Impression
-from ranking.fusion import FusedHit, LegHit, rrf
+from ranking.fusion import FusedHit, LegHit, pin_closest, rrf
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -104,6 +104,8 @@ def signals_of(hit: FusedHit) -> dict[str, float]:
         else:
             out[f"cosine.{leg}"] = round(score, 6)
         out[f"rank.{leg}"] = hit.ranks[leg]
+    if hit.pinned:
+        out["near_duplicate"] = 1
     out["fused"] = round(hit.score, 8)
     return out
 
@@ -183,6 +185,8 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
 
     if legs:
         fused = rrf(legs, k=s.rrf_k, weights=s.leg_weights)
+        if s.pin_near_duplicates and "phash" in legs:
+            fused = pin_closest(fused, "phash", s.phash_max_distance)
         page = fused[request.offset : request.offset + request.k]
         if has_image or "clip" in legs:
             total = len(fused)

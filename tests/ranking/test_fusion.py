@@ -49,3 +49,29 @@ def test_zero_weight_leg_reports_but_does_not_score() -> None:
     fused = rrf({"text": hits("a"), "colour": hits("b")}, k=60, weights={"colour": 0.0})
     b = next(h for h in fused if h.id == "b")
     assert b.score == 0.0 and b.ranks == {"colour": 1}
+
+
+def test_pin_closest_puts_distance_leg_hits_first_closest_first() -> None:
+    from ranking.fusion import pin_closest
+
+    legs = {
+        "detector": [LegHit("a", 0.9), LegHit("b", 0.8), LegHit("c", 0.7), LegHit("d", 0.6)],
+        "colour": [LegHit("a", 0.9), LegHit("b", 0.8)],
+        "phash": [LegHit("d", 3.0), LegHit("c", 9.0)],
+    }
+    fused = rrf(legs, k=60)
+    assert [h.id for h in fused][:2] == ["a", "b"]  # plain fusion: the similar images win
+    pinned = pin_closest(fused, "phash", 12)
+    assert [h.id for h in pinned] == ["d", "c", "a", "b"]
+    assert [h.pinned for h in pinned] == [True, True, False, False]
+    scores = [h.score for h in pinned]
+    assert scores == sorted(scores, reverse=True)  # scores stay in rank order
+    assert pinned[0].score > 1.0 + 12 - 3  # the bonus: 1 + threshold - distance, plus the RRF terms
+
+
+def test_pin_closest_without_distance_hits_keeps_order() -> None:
+    from ranking.fusion import pin_closest
+
+    fused = rrf({"text": [LegHit("x", 2.0), LegHit("y", 1.0)]}, k=60)
+    assert [h.id for h in pin_closest(fused, "phash", 12)] == ["x", "y"]
+    assert not any(h.pinned for h in fused)
