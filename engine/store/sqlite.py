@@ -349,14 +349,15 @@ class SqliteStore:
     def facets(
         self, filters: Sequence[Filter], fields: Sequence[str], *, text: str | None = None, size: int = 50
     ) -> dict[str, dict[str, int]]:
+        if not fields:
+            return {}
         match = sqlquery.fts_match(text) if text else None
-        out: dict[str, dict[str, int]] = {}
-        for fld in fields:
-            sql, params = sqlquery.facet_sql(
-                fld, filters, colour_min_share=self.colour_min_share, match=match, size=size
-            )
-            out[fld] = {value: int(n) for value, n in self._conn().execute(sql, params)}
-        return out
+        sql, params = sqlquery.facets_sql(fields, filters, colour_min_share=self.colour_min_share, match=match)
+        counts: dict[str, list[tuple[str, int]]] = {fld: [] for fld in fields}
+        for fld, value, n in self._conn().execute(sql, params):
+            counts[fld].append((value, int(n)))
+        # most frequent first, ties by value; at most `size` values per field
+        return {fld: dict(sorted(pairs, key=lambda p: (-p[1], p[0]))[:size]) for fld, pairs in counts.items()}
 
     def filter_ids(self, filters: Sequence[Filter]) -> list[str]:
         where, params = sqlquery.where_filters(filters, colour_min_share=self.colour_min_share)

@@ -117,26 +117,36 @@ def count_sql(filters: Sequence[Filter], *, colour_min_share: float, match: str 
     )
 
 
-def facet_sql(
-    field: str, filters: Sequence[Filter], *, colour_min_share: float, match: str | None, size: int
+def facets_sql(
+    fields: Sequence[str], filters: Sequence[Filter], *, colour_min_share: float, match: str | None
 ) -> tuple[str, list[Any]]:
-    """Counts of each value of `field` among the documents passing the filters (and text match)."""
+    """One statement counting every value of every field among the documents passing filters (and text).
+
+    Rows are (field, value, count), unordered. The passing set is computed once (a materialised CTE)
+    and shared by all fields, rather than re-evaluating the filters per facet row: at 100k documents
+    that is several times faster for a handful of facets.
+    """
     where, params = where_filters(filters, colour_min_share=colour_min_share)
-    text = ""
-    text_params: list[Any] = []
-    if match is not None:
-        text = " AND d.rowid IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
-        text_params = [match]
-    if field == "has_text":
-        return (
-            f"SELECT CASE d.has_text WHEN 1 THEN 'true' ELSE 'false' END AS value, COUNT(*) AS n "
-            f"FROM documents d WHERE {where}{text} GROUP BY value ORDER BY n DESC, value LIMIT ?",
-            [*params, *text_params, int(size)],
+    scoped = where != "1" or match is not None
+    head, head_params, scope = "", [], ""
+    if scoped:
+        text = " AND d.rowid IN (SELECT rowid FROM fts WHERE fts MATCH ?)" if match is not None else ""
+        head = f"WITH scope AS MATERIALIZED (SELECT d.rowid AS r FROM documents d WHERE {where}{text}) "
+        head_params = [*params, *([match] if match is not None else [])]
+        scope = " AND {col} IN (SELECT r FROM scope)"
+    parts: list[str] = []
+    part_params: list[Any] = []
+    term_fields = [f for f in fields if f != "has_text"]
+    if term_fields:
+        marks = ", ".join("?" for _ in term_fields)
+        parts.append(
+            f"SELECT t.field, t.value, COUNT(*) FROM terms t WHERE t.field IN ({marks}) "
+            f"AND (t.field <> 'colour' OR t.num >= ?){scope.format(col='t.doc_rowid')} GROUP BY t.field, t.value"
         )
-    share = " AND t.num >= ?" if field == "colour" else ""
-    share_params: list[Any] = [colour_min_share] if field == "colour" else []
-    return (
-        "SELECT t.value, COUNT(*) AS n FROM terms t JOIN documents d ON d.rowid = t.doc_rowid "
-        f"WHERE t.field = ?{share} AND {where}{text} GROUP BY t.value ORDER BY n DESC, t.value LIMIT ?",
-        [field, *share_params, *params, *text_params, int(size)],
-    )
+        part_params += [*term_fields, colour_min_share]
+    if "has_text" in fields:
+        parts.append(
+            "SELECT 'has_text', CASE d.has_text WHEN 1 THEN 'true' ELSE 'false' END AS value, COUNT(*) "
+            f"FROM documents d WHERE 1{scope.format(col='d.rowid')} GROUP BY value"
+        )
+    return head + " UNION ALL ".join(parts), [*head_params, *part_params]
