@@ -34,7 +34,15 @@ root with the project's virtualenv:
 .venv/bin/python -m benchmarks.text_search    # BM25 latency on 10k / 100k generated documents
 .venv/bin/python -m benchmarks.vector_search  # Faiss latency and recall on 100k / 1M generated vectors
 .venv/bin/python -m benchmarks.models         # OCR, text gate, detector, similar-image P@10, full ingest
+.venv/bin/python -m benchmarks.relevance      # every `imgsearch eval` suite at full size, two enricher sets
+.venv/bin/python -m benchmarks.ingest_sets    # ingest per stage and per enricher on every shared set
+.venv/bin/python -m benchmarks.vector_peers   # Faiss index types vs exact vs Milvus Lite, recall vs QPS
+.venv/bin/python -m benchmarks.text_peers     # SQLite FTS5 BM25 vs bm25s at 100k / 1M documents
+.venv/bin/python -m benchmarks.e2e            # /search over HTTP, 1/8/32 clients, 60 s each, 100k documents
 ```
+
+The peers and charts need the `bench` extra (`pip install -e '.[bench]'`; `scripts/setup` installs it).
+Charts are PNG files in `docs/benchmarks/`.
 
 Each script takes `--help` (sizes, repetitions, `--no-markdown` for a quick run that leaves this file
 alone) and rewrites only its own section below. Timings are wall-clock from `time.perf_counter`;
