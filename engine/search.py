@@ -185,8 +185,8 @@ def run_search(engine: Engine, request: SearchRequest) -> SearchResponse:
 
     if legs:
         fused = rrf(legs, k=s.rrf_k, weights=s.leg_weights)
-        if s.pin_near_duplicates and "phash" in legs:
-            fused = pin_closest(fused, "phash", s.phash_max_distance)
+        if s.pin_max_distance >= 0 and "phash" in legs:
+            fused = pin_closest(fused, "phash", s.pin_max_distance)
         page = fused[request.offset : request.offset + request.k]
         if has_image or "clip" in legs:
             total = len(fused)

@@ -66,10 +66,11 @@ class SearchSettings(BaseModel):
     phash_max_distance: int = Field(
         12, description="Largest Hamming distance (of 64 bits) that counts as a near-duplicate."
     )
-    pin_near_duplicates: bool = Field(
-        True,
-        description="Rank near-duplicates of a query image (pHash within phash_max_distance) above every other hit, "
-        "closest first; off: they only add their phash leg weight to fusion.",
+    pin_max_distance: int = Field(
+        8,
+        description="Near-duplicates of a query image within this pHash distance (of 64 bits) rank above every "
+        "other hit, closest first; -1 turns pinning off (they then only add their phash leg weight to fusion). "
+        "Stricter than phash_max_distance, since a pin overrides every other signal.",
     )
     max_k: int = Field(1000, description="Largest page size a request may ask for.")
     max_offset: int = Field(10_000, description="Deepest offset a request may page to.")

@@ -51,19 +51,19 @@ def rrf(
     return sorted(fused.values(), key=lambda h: (-h.score, h.id))
 
 
-def pin_closest(fused: Sequence[FusedHit], leg: str, max_distance: int) -> list[FusedHit]:
-    """Move the hits found by distance leg `leg` (its score is a distance, smaller is closer) ahead of the rest.
+def pin_closest(fused: Sequence[FusedHit], leg: str, max_distance: float) -> list[FusedHit]:
+    """Move the hits that distance leg `leg` found within `max_distance` ahead of the rest.
 
-    Pinned hits are ordered closest first, ties by fused score; each one's score gains
-    `1 + max_distance - distance`, which exceeds any sum of RRF terms, so scores stay in rank order.
-    Used for near-duplicates: an upload whose pHash is within the threshold of an indexed image is
-    almost surely that image, whatever the similarity legs say.
+    The leg's score is a distance (smaller is closer). Pinned hits are ordered closest first, ties by
+    fused score; each one's score gains `1 + max_distance - distance`, which exceeds any sum of RRF
+    terms, so scores stay in rank order. Used for near-duplicates: an upload whose pHash is that close
+    to an indexed image is almost surely that image, whatever the similarity legs say.
     """
-    pinned = [h for h in fused if leg in h.scores]
+    pinned = [h for h in fused if leg in h.scores and h.scores[leg] <= max_distance]
     if not pinned:
         return list(fused)
     for hit in pinned:
-        hit.score += 1.0 + max(0.0, max_distance - hit.scores[leg])
+        hit.score += 1.0 + max_distance - hit.scores[leg]
         hit.pinned = True
-    rest = [h for h in fused if leg not in h.scores]
+    rest = [h for h in fused if not h.pinned]
     return sorted(pinned, key=lambda h: (h.scores[leg], -h.score, h.id)) + rest

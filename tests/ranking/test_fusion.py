@@ -57,13 +57,13 @@ def test_pin_closest_puts_distance_leg_hits_first_closest_first() -> None:
     legs = {
         "detector": [LegHit("a", 0.9), LegHit("b", 0.8), LegHit("c", 0.7), LegHit("d", 0.6)],
         "colour": [LegHit("a", 0.9), LegHit("b", 0.8)],
-        "phash": [LegHit("d", 3.0), LegHit("c", 9.0)],
+        "phash": [LegHit("d", 3.0), LegHit("c", 9.0), LegHit("e", 13.0)],
     }
     fused = rrf(legs, k=60)
     assert [h.id for h in fused][:2] == ["a", "b"]  # plain fusion: the similar images win
     pinned = pin_closest(fused, "phash", 12)
-    assert [h.id for h in pinned] == ["d", "c", "a", "b"]
-    assert [h.pinned for h in pinned] == [True, True, False, False]
+    assert [h.id for h in pinned] == ["d", "c", "a", "b", "e"]  # e: found by the leg, beyond 12, not pinned
+    assert [h.pinned for h in pinned] == [True, True, False, False, False]
     scores = [h.score for h in pinned]
     assert scores == sorted(scores, reverse=True)  # scores stay in rank order
     assert pinned[0].score > 1.0 + 12 - 3  # the bonus: 1 + threshold - distance, plus the RRF terms
