@@ -756,11 +756,13 @@ def main(argv: list[str] | None = None) -> Results:
             print(f"server: {server.url}, {stats['store']['documents']:,} documents, up in {server.start_s:.1f}s")
             plan = {t: make_requests(t, args, files, args.seed + 100 + i) for i, t in enumerate(args.types)}
             checks: dict[str, tuple[int, int]] = {}
+            noted: list[str] = []  # what the failed checks said, for the report
             for qtype, queries in plan.items():
                 good, problems = sanity_check(server, qtype, queries)
                 checks[qtype] = (good, min(5, len(queries)))
                 for problem in problems:
                     print(f"  check: {problem}")
+                    noted.append(f"`{problem}`")
                 if good == 0:
                     raise SystemExit(f"no {qtype} query got a real answer; see above")
             total = len(args.types) * len(args.clients) * (args.warmup + args.duration)
@@ -815,8 +817,11 @@ process's CPU time over the timed window divided by its length, in cores (`getru
 `/proc/PID/stat` for the server; "other" is the rest of the machine's busy time from `/proc/stat`, i.e.
 other processes). **Both run on the same {info.cores}-core machine**, so the load generator
 takes CPU the server would otherwise have. Before the timed runs, {sum(m for _, m in checks.values())} requests are
-checked by hand: hits exist, every hit passes the filter, text hits contain a query word, facets come back,
-image queries run the colour leg ({", ".join(f"{t}: {n}/{m} passed" for t, (n, m) in checks.items())}).
+checked: hits exist, every hit passes the filter, text hits contain a query word, facets come back,
+image queries run the colour leg ({", ".join(f"{t}: {n}/{m} passed" for t, (n, m) in checks.items())}){
+        "; failed: " + "; ".join(noted) if noted else ""
+    }. A selective text query under a filter may rightly have
+no hits.
 
 Corpus ({args.docs:,} documents): generated like the text benchmark (vocabulary of {args.vocab:,}
 pseudo-words with Zipf(s={args.zipf:g}) frequencies; title 3-8 words, caption 8-20, tags 2-6; format
