@@ -85,6 +85,7 @@ class Engine:
                 hnsw_ef_search=v.hnsw_ef_search,
                 exact_filter_max=v.exact_filter_max,
                 use_gpu=v.use_gpu,
+                search_threads=v.search_threads,
             )
             self.indexes[field] = index
         return index

@@ -44,6 +44,12 @@ class VectorSettings(BaseModel):
         description="A filtered vector search whose allowed set is at most this size is answered exactly.",
     )
     use_gpu: bool = Field(True, description="Move exact indexes to the GPU when Faiss sees one.")
+    search_threads: int = Field(
+        1,
+        description="OpenMP threads per vector query (0: Faiss's default, every core). One suits a server answering "
+        "queries side by side: on a busy 2-core machine Faiss's default made a single query 5-50x slower "
+        "(exact 20k: 24 ms vs 1.2 ms).",
+    )
 
 
 class SearchSettings(BaseModel):

@@ -62,6 +62,7 @@ class VectorIndex:
         hnsw_ef_search: int = 128,
         exact_filter_max: int = 5_000,
         use_gpu: bool = True,
+        search_threads: int = 1,
     ) -> None:
         self.field = field
         self.dim = int(dim)
@@ -72,6 +73,7 @@ class VectorIndex:
         self.hnsw_ef_search = hnsw_ef_search
         self.exact_filter_max = exact_filter_max
         self.use_gpu = use_gpu and gpu_count() > 0
+        self.search_threads = search_threads
         self._ids: dict[int, str] = {}
         self._index: Any = self._new_exact()
         self.kind = "exact"
@@ -186,6 +188,18 @@ class VectorIndex:
     # -- search ------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None) -> list[list[Neighbour]]:
         """Top-`k` (doc id, cosine) per query row, best first; only ids in `allowed` when given."""
+        if self.search_threads <= 0:
+            return self._search(queries, k, allowed)
+        # OpenMP's thread count is per calling thread, so this touches this search alone; restored after,
+        # so a build later on the same thread gets every core again.
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(self.search_threads)
+        try:
+            return self._search(queries, k, allowed)
+        finally:
+            faiss.omp_set_num_threads(before)
+
+    def _search(self, queries: np.ndarray, k: int, allowed: Collection[str] | None) -> list[list[Neighbour]]:
         q = normalise(queries)
         if q.shape[1] != self.dim:
             raise ValueError(f"{self.field}: query has dim {q.shape[1]}, index has {self.dim}")

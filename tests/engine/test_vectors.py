@@ -167,3 +167,19 @@ def test_allowed_ids_the_index_lacks_are_ignored(
     assert index.search(q[:2], 10, allowed=strangers) == [[], []]
     small = set(ids[:20]) | set(list(strangers)[:10])  # under it: the exact subset path
     assert all({i for i, _ in row} <= set(ids[:20]) for row in index.search(q[:3], 5, allowed=small))
+
+
+def test_search_threads_apply_to_the_search_alone() -> None:
+    import faiss
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(500, 16)).astype(np.float32)
+    ids = [secrets.token_hex(32) for _ in range(500)]
+    one = VectorIndex("f", 16, search_threads=1)
+    every = VectorIndex("f", 16, search_threads=0)
+    one.add(ids, data)
+    every.add(ids, data)
+    before = faiss.omp_get_max_threads()
+    assert one.search(data[:5], 3) == every.search(data[:5], 3)  # same answers whatever the thread count
+    assert [hits[0][0] for hits in one.search(data[:5], 3)] == ids[:5]
+    assert faiss.omp_get_max_threads() == before  # restored for whatever runs next on this thread
