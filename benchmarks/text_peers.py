@@ -561,7 +561,7 @@ def ratio_words(a: float, b: float, what: str = "faster") -> str:
     return f"{a / b:.1f}x slower than"
 
 
-def summary(results: Sequence[SizeResult], k: int) -> list[str]:
+def summary(results: Sequence[SizeResult], k: int, backend: str = "numpy") -> list[str]:
     lines = []
     for r in results:
         lat = r.measured.latency
@@ -589,7 +589,7 @@ def summary(results: Sequence[SizeResult], k: int) -> list[str]:
             f"peak +{fmt(pb.peak_mib, 0)} MiB; {fmt(pb.disk_mib, 0)} MiB when saved)."
         )
     big = results[-1]
-    for mix in MIXES:
+    for mix in MIXES if backend == "numpy" else ():  # the breakdown times bm25s's NumPy path
         sc, tk = big.measured.score_ms[mix], big.measured.topk_ms[mix]
         lines.append(
             f"- bm25s at {big.n:,} docs, {mix}-word queries (p50): {fmt(sc, 2)} ms summing the query words' score "
@@ -728,12 +728,12 @@ def main(argv: list[str] | None = None) -> list[SizeResult]:
             "overlap@10 vs FTS5, equal weights",
             "no match",
             "all IDF <= 0",
-            "bm25s scoring p50 ms",
-            "bm25s top-k p50 ms",
+            "bm25s NumPy path: scoring p50 ms",
+            "top-k p50 ms",
         ],
         agreement_rows(results, args.queries),
     )
-    lines = summary(results, args.k)
+    lines = summary(results, args.k, args.bm25s_backend)
     print("\n" + latency_table + "\n\n" + build_table + "\n\n" + agreement_table + "\n\n" + "\n".join(lines))
     if not args.no_charts:
         plot(results)
@@ -765,8 +765,9 @@ Index build and memory:
 
 Result agreement, and where bm25s's time goes. Overlaps are means over the queries with a match; "all IDF
 <= 0": queries whose matches all score below {SCORE_EPS:g} because every word occurs in over half the
-documents (left out of the equal-weights overlap). bm25s scoring / top-k: medians over the first 50
-queries of each mix, timed separately after the run (NumPy {np.__version__}):
+documents (left out of the equal-weights overlap). bm25s NumPy path, scoring / top-k: medians over the first
+50 queries of each mix, timed separately after the run (NumPy {np.__version__}; `get_scores` then
+`selection.topk`, the steps of its NumPy backend, whatever backend the latencies above used):
 
 {agreement_table}
 
