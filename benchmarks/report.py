@@ -37,7 +37,7 @@ root with the project's virtualenv:
 .venv/bin/python -m benchmarks.relevance      # every `imgsearch eval` suite at full size, two enricher sets
 .venv/bin/python -m benchmarks.ingest_sets    # ingest per stage and per enricher on every shared set
 .venv/bin/python -m benchmarks.vector_peers   # Faiss index types vs exact vs Milvus Lite, recall vs QPS
-PYTHONPATH=.bench-milvus25 .venv/bin/python -m benchmarks.vector_milvus_cpp  # vs the C++ Milvus Lite 2.5 (see its --help)
+PYTHONPATH=.bench-milvus25 .venv/bin/python -m benchmarks.vector_milvus_cpp  # C++ Milvus Lite 2.5, see --help
 .venv/bin/python -m benchmarks.text_peers     # SQLite FTS5 BM25 vs bm25s at 100k / 1M documents
 .venv/bin/python -m benchmarks.e2e            # /search over HTTP, 1/8/32 clients, 60 s each, 100k documents
 ```
