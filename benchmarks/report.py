@@ -157,13 +157,21 @@ class Latency:
 
     p50: float
     p95: float
+    p99: float
     mean: float
     n: int
 
     @classmethod
     def of(cls, seconds: Sequence[float]) -> Latency:
         ms = sorted(s * 1000.0 for s in seconds)
-        return cls(p50=percentile(ms, 50), p95=percentile(ms, 95), mean=statistics.fmean(ms), n=len(ms))
+        return cls(
+            p50=percentile(ms, 50), p95=percentile(ms, 95), p99=percentile(ms, 99), mean=statistics.fmean(ms), n=len(ms)
+        )
+
+    @property
+    def qps(self) -> float:
+        """Queries per second of one thread issuing them back to back."""
+        return 1000.0 / self.mean
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:

@@ -50,11 +50,11 @@ import numpy as np
 from benchmarks import charts
 from benchmarks.report import (
     ROOT,
+    Latency,
     add_markdown_args,
     fmt,
     machine,
     peak_rss_mib,
-    percentile,
     reset_peak_rss,
     rss_mib,
     table,
@@ -296,26 +296,6 @@ def peer_search(peer: Peer, k: int) -> Callable[[str], list[tuple[str, float]]]:
 
 
 # -- measuring -------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """Latency percentiles in milliseconds."""
-
-    p50: float
-    p95: float
-    p99: float
-    mean: float
-    n: int
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> Stats:
-        ms = sorted(s * 1000.0 for s in seconds)
-        return cls(percentile(ms, 50), percentile(ms, 95), percentile(ms, 99), statistics.fmean(ms), len(ms))
-
-    @property
-    def qps(self) -> float:
-        return 1000.0 / self.mean
-
-
 def overlap(a: Sequence[str], b: Sequence[str]) -> float | None:
     """Shared documents over the longer list; None when both are empty."""
     if not a and not b:
@@ -337,7 +317,7 @@ def tied_overlap(ref: Sequence[tuple[str, float]], got: Sequence[tuple[str, floa
 
 @dataclass(slots=True)
 class Measured:
-    latency: dict[tuple[str, str], Stats]
+    latency: dict[tuple[str, str], Latency]
     matches: dict[str, float]  # median matching documents per mix
     overlap_engine: dict[str, float]
     overlap_equal: dict[str, float]
@@ -394,7 +374,7 @@ def measure(settings: Settings, peer: Peer, mixes: dict[str, list[str]], args: a
         store.close()
         equal.close()
     return Measured(
-        latency={key: Stats.of(v) for key, v in samples.items()},
+        latency={key: Latency.of(v) for key, v in samples.items()},
         matches={m: statistics.median(v) for m, v in matches.items()},
         overlap_engine={m: statistics.fmean(v) if v else float("nan") for m, v in engine_ov.items()},
         overlap_equal={m: statistics.fmean(v) if v else float("nan") for m, v in equal_ov.items()},
