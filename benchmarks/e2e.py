@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.charts import CHART_DIR, chart, link
-from benchmarks.report import ROOT, add_markdown_args, fmt, machine, percentile, table, write_report
+from benchmarks.report import ROOT, SHARED_DATA, add_markdown_args, fmt, machine, percentile, table, write_report
 from benchmarks.text_search import generate_docs, make_queries, vocabulary, zipf_p
 from engine.documents import ColourShare, Document, orientation_of
 from engine.engine import Engine
@@ -68,7 +68,7 @@ from engine.settings import SearchSettings, Settings
 
 CORPUS_VERSION = 1
 CACHE_DIR = ROOT / "benchmarks" / ".cache"
-IMAGENETTE = ROOT.parent / "shared" / "data" / "imagenette-val"
+IMAGENETTE = SHARED_DATA / "imagenette-val"
 ENRICHERS = ["colour", "phash"]
 QUERY_TYPES = ("text", "filtered", "facets", "image")
 FILTERS = ("format=png", "colour=red", "width>=3000", "orientation=portrait")

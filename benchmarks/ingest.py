@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.report import add_markdown_args, fmt, machine, table, write_report
+from benchmarks.report import SHARED_DATA, add_markdown_args, fmt, machine, table, write_report
 from engine.engine import Engine
 from engine.ingest import IngestReport, collect, ingest_paths
 from engine.settings import Settings
 
-DEFAULT_DATA = Path("/work/shared/data/imagenette-val")
+DEFAULT_DATA = SHARED_DATA / "imagenette-val"
 VARIANTS = {"pipelined (default)": True, "sequential": False}
 STAGES = {
     "read": "read + sha-256 + dedupe lookup",

@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.charts import CHART_DIR, chart, link
-from benchmarks.report import add_markdown_args, fmt, machine, table, write_report
+from benchmarks.report import SHARED_DATA, SHARED_MODEL, add_markdown_args, fmt, machine, table, write_report
 from engine.engine import Engine
 from engine.ingest import collect, ingest_paths
 from engine.settings import Settings
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MODEL = DATA.parent / "models" / "yolo11n_int8_openvino_model"
 SETS = {
     "imagenette-val": "imagenette-val",
     "flickr8k-1k": "flickr8k-1k/images",
@@ -48,8 +46,8 @@ def run_set(name: str, files: list[Path], workers: int, batch: int, enrichers: l
     with tempfile.TemporaryDirectory(prefix=f"imgsearch-bench-{name}-") as tmp:
         overrides: dict[str, Any] = {"data_dir": Path(tmp), "workers": workers, "batch_size": batch}
         overrides["enrichers"] = enrichers
-        if MODEL.exists():
-            overrides["objects"] = {"model": str(MODEL)}
+        if SHARED_MODEL.exists():
+            overrides["objects"] = {"model": str(SHARED_MODEL)}
         with Engine.open(Settings(**overrides)) as engine:
             for enricher in engine.enrichers:
                 engine.enricher(enricher.name)  # load models before the clock starts
@@ -87,7 +85,7 @@ def draw(results: list[dict[str, Any]], chart_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--data-root", type=Path, default=DATA)
+    parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0 = all)")
     parser.add_argument("--enrichers", nargs="+", default=DEFAULT_ENRICHERS, help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=2)

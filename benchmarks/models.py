@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import add_markdown_args, fmt, table, write_report
+from benchmarks.report import SHARED_DATA, SHARED_MODEL, add_markdown_args, fmt, table, write_report
 from engine.documents import DecodedImage
 from engine.engine import Engine
 from engine.images import decode_image
@@ -31,8 +31,7 @@ from enrichers.objects import ObjectsEnricher
 from enrichers.ocr import OcrEnricher, text_likelihood
 from ranking.fusion import LegHit, rrf
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MODEL = DATA.parent / "models" / "yolo11n_int8_openvino_model"
+DATA, MODEL = SHARED_DATA, SHARED_MODEL
 WORD = re.compile(r"[a-z0-9]{2,}")
 
 

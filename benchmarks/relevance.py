@@ -23,11 +23,9 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.charts import CHART_DIR, chart, link
-from benchmarks.report import table
-from engine.evaluation import DEFAULT_DATA_ROOT, SUITES, run_suite
+from benchmarks.report import SHARED_MODEL, table
+from engine.evaluation import SUITES, run_suite
 from engine.settings import Settings
-
-SHARED_MODEL = DEFAULT_DATA_ROOT.parent / "models" / "yolo11n_int8_openvino_model"
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "cheap": {"enrichers": ["colour", "phash"]},

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from engine.demo import default_shared
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKDOWN = ROOT / "BENCHMARKS.md"
+SHARED_DATA = default_shared()  # ../shared/data beside the checkout, as for the demo and `imgsearch eval`
+SHARED_MODEL = SHARED_DATA.parent / "models" / "yolo11n_int8_openvino_model"  # the detector ../shared lends
 
 HEADER = """# imgsearch benchmarks
 
